@@ -1,0 +1,45 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Layers (see docs/architecture.md): QSLanguage and QSEngine know nothing of each other;
+// QSInterpreter joins them; QSREPL adds the line editor; `qs` only parses arguments and wires.
+let package = Package(
+    name: "qs",
+    products: [
+        .executable(name: "qs", targets: ["qs"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        // OpenBLAS is opened with dlopen so that OPENBLAS_CORETYPE can be chosen before it
+        // initialises (see Sources/QSEngine/Tensor/BLAS.swift); the target carries the header only.
+        .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CEditLine", pkgConfig: "libedit", providers: [.apt(["libedit-dev"])]),
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "QSLanguage"),
+        .target(
+            name: "QSEngine",
+            dependencies: [
+                "CBLAS", "CZlib",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            resources: [.embedInCode("Registry/registry.json")]
+        ),
+        .target(name: "QSInterpreter", dependencies: ["QSLanguage", "QSEngine"]),
+        .target(name: "QSREPL", dependencies: ["CEditLine", "QSLanguage", "QSInterpreter"]),
+        .executableTarget(
+            name: "qs",
+            dependencies: [
+                "QSLanguage", "QSEngine", "QSInterpreter", "QSREPL",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "QSLanguageTests", dependencies: ["QSLanguage"]),
+        .testTarget(name: "QSEngineTests", dependencies: ["QSEngine"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "QSInterpreterTests", dependencies: ["QSInterpreter", "QSLanguage", "QSEngine"]),
+        .testTarget(name: "QSREPLTests", dependencies: ["QSREPL", "QSInterpreter"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,58 @@
+/// The architectures qs can load.
+package enum Architecture: String, Sendable, CaseIterable {
+    case llama, mistral, qwen2, gpt2, bert
+
+    /// Whether the model is a causal language model (as opposed to an encoder).
+    package var isCausal: Bool { self != .bert }
+}
+
+/// A model's configuration, typed, whether it came from config.json or GGUF metadata.
+/// Field names follow transformers' config.json keys.
+package struct ModelConfig: Sendable, Equatable {
+    package var architecture: Architecture
+    package var vocabSize: Int
+    package var hiddenSize: Int
+    package var intermediateSize: Int
+    package var numHiddenLayers: Int
+    package var numAttentionHeads: Int
+    package var numKeyValueHeads: Int
+    package var headDim: Int
+    package var maxPositionEmbeddings: Int
+    /// RMSNorm epsilon (llama family) or LayerNorm epsilon (gpt2, bert).
+    package var normEps: Double
+    package var ropeTheta: Double
+    package var tieWordEmbeddings: Bool
+    /// q/k/v projections carry biases (qwen2).
+    package var attentionBias: Bool
+    package var hiddenAct: String
+    /// BERT token type vocabulary (0 elsewhere).
+    package var typeVocabSize: Int
+    package var bosTokenId: Int?
+    package var eosTokenId: Int?
+
+    package init(
+        architecture: Architecture, vocabSize: Int, hiddenSize: Int, intermediateSize: Int,
+        numHiddenLayers: Int, numAttentionHeads: Int, numKeyValueHeads: Int? = nil, headDim: Int? = nil,
+        maxPositionEmbeddings: Int, normEps: Double, ropeTheta: Double = 10000,
+        tieWordEmbeddings: Bool = false, attentionBias: Bool = false, hiddenAct: String = "silu",
+        typeVocabSize: Int = 0, bosTokenId: Int? = nil, eosTokenId: Int? = nil
+    ) {
+        self.architecture = architecture
+        self.vocabSize = vocabSize
+        self.hiddenSize = hiddenSize
+        self.intermediateSize = intermediateSize
+        self.numHiddenLayers = numHiddenLayers
+        self.numAttentionHeads = numAttentionHeads
+        self.numKeyValueHeads = numKeyValueHeads ?? numAttentionHeads
+        self.headDim = headDim ?? (numAttentionHeads > 0 ? hiddenSize / numAttentionHeads : 0)
+        self.maxPositionEmbeddings = maxPositionEmbeddings
+        self.normEps = normEps
+        self.ropeTheta = ropeTheta
+        self.tieWordEmbeddings = tieWordEmbeddings
+        self.attentionBias = attentionBias
+        self.hiddenAct = hiddenAct
+        self.typeVocabSize = typeVocabSize
+        self.bosTokenId = bosTokenId
+        self.eosTokenId = eosTokenId
+    }
+}
