@@ -19,8 +19,8 @@ import Testing
     }
 
     @Test(arguments: [
-        (Float(1.0), UInt16(0x3F80)), (1.00390625, 0x3F80), (1.01171875, 0x3F82),
-        (-0.0, 0x8000), (Float.infinity, 0x7F80), (3.3895314e38, 0x7F80),
+        (Float(1.0), UInt16(0x3F80)), (Float(1.00390625), UInt16(0x3F80)), (Float(1.01171875), UInt16(0x3F82)),
+        (Float(-0.0), UInt16(0x8000)), (Float.infinity, UInt16(0x7F80)), (Float(bitPattern: 0x7F7F_8000), UInt16(0x7F80)), (Float(bitPattern: 0x7F7F_7FFF), UInt16(0x7F7F)),
     ])
     func bf16RoundsToNearestEven(value: Float, bits: UInt16) {
         #expect(HalfConversion.floatToBF16(value) == bits)
@@ -32,8 +32,8 @@ import Testing
     }
 
     @Test(arguments: [
-        (UInt16(0x0001), Float(5.9604645e-08)), (0x03FF, 6.097555e-05), (0x7C00, .infinity),
-        (0xFBFF, -65504), (0x3C00, 1),
+        (UInt16(0x0001), Float(5.9604645e-08)), (UInt16(0x03FF), Float(6.097555e-05)),
+        (UInt16(0x7C00), Float.infinity), (UInt16(0xFBFF), Float(-65504)), (UInt16(0x3C00), Float(1)),
     ])
     func f16Widening(bits: UInt16, value: Float) {
         #expect(HalfConversion.f16ToFloat(bits) == value)
