@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import QSEngine
 import QSInterpreter
 import QSLanguage
@@ -9,7 +10,111 @@ struct QS: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qs",
         abstract: "A model-compression workbench for Hugging Face transformer models.",
-        version: "qs 0.1.0",
-        subcommands: []
+        subcommands: [Fetch.self, Inspect.self, Convert.self]
     )
+
+    @Flag(name: .long, help: "Print the version and the matrix kernel in use.")
+    var version = false
+
+    func run() throws {
+        if version {
+            print(versionText())
+            return
+        }
+        print(QS.helpMessage())
+    }
+}
+
+/// The version line and the BLAS kernel OpenBLAS runs with on this CPU.
+func versionText() -> String {
+    var text = "qs 0.1.0"
+    do {
+        try BLAS.load()
+        text += "\nBLAS: OpenBLAS, kernel \(BLAS.coreName) (\(BLAS.chosenBy)), \(BLAS.threads) threads"
+    } catch {
+        text += "\nBLAS: unavailable: \(error)"
+    }
+    return text
+}
+
+/// Runs `body`, printing an engine error as `qs: error: ...` and exiting with status 1.
+func reportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as EngineError {
+        FileHandle.standardError.write(Data("qs: error: \(error)\n".utf8))
+        throw ExitCode(1)
+    }
+}
+
+struct Fetch: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Download a registered model or text into $QS_HOME, or list the registry.")
+
+    @Argument(help: "Registry names to fetch; none lists the registry and what is present.")
+    var names: [String] = []
+
+    func run() throws {
+        try reportingErrors {
+            let fetcher = try Fetcher()
+            if names.isEmpty {
+                print(RegistryFormatting.table(fetcher: fetcher))
+                return
+            }
+            for name in names {
+                guard let entry = Registry.entry(name) else {
+                    throw EngineError(subject: name, "is not in the registry; known: \(Registry.entries.map(\.name).joined(separator: ", "))")
+                }
+                let location = try fetcher.fetch(entry) { message in
+                    if isatty(2) != 0 { FileHandle.standardError.write(Data("\(message)\n".utf8)) }
+                }
+                print("\(entry.name): \(location)")
+            }
+        }
+    }
+}
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show a model's format, architecture, configuration, parameters and bytes by dtype.")
+
+    @Argument(help: "A Hugging Face folder, a .safetensors or .gguf file, or a registry name.")
+    var model: String
+
+    @Flag(help: "Also list every tensor: name, dtype, shape, bytes.")
+    var tensors = false
+
+    func run() throws {
+        try reportingErrors {
+            let checkpoint = try Checkpoint.open(try Fetcher().resolve(model))
+            print(InspectFormatting.summary(checkpoint.summary, tensors: tensors ? checkpoint.tensors : nil))
+        }
+    }
+}
+
+struct Convert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a model as a Hugging Face folder (config.json, model.safetensors, tokenizer).")
+
+    @Argument(help: "A Hugging Face folder, a .safetensors or .gguf file, or a registry name.")
+    var model: String
+
+    @Argument(help: "The folder to write.")
+    var output: String
+
+    @Option(help: "The dtype of the weights: f32, f16 or bf16.")
+    var dtype: String = "f32"
+
+    func run() throws {
+        try reportingErrors {
+            guard let type = DType(rawValue: dtype), Converter.outputDTypes.contains(type) else {
+                throw EngineError(subject: dtype, "is not an output dtype; expected f32, f16 or bf16")
+            }
+            let checkpoint = try Checkpoint.open(try Fetcher().resolve(model))
+            let bar = ProgressBar(label: "convert", unit: "tensors")
+            try Converter.convert(checkpoint, to: output, dtype: type) { bar.update($0, of: $1) }
+            bar.finish()
+            print("wrote \(output)")
+        }
+    }
 }

@@ -1,0 +1,261 @@
+import Foundation
+
+/// Row-major fp32 activations: `rows` tokens of `cols` features.
+package struct Activations: Sendable {
+    package var rows: Int
+    package var cols: Int
+    package var data: [Float]
+
+    package init(rows: Int, cols: Int, data: [Float]) {
+        precondition(data.count == rows * cols, "activation size does not match its shape")
+        self.rows = rows
+        self.cols = cols
+        self.data = data
+    }
+
+    package init(rows: Int, cols: Int) {
+        self.init(rows: rows, cols: cols, data: [Float](repeating: 0, count: rows * cols))
+    }
+}
+
+/// Called with the input of every linear layer before it is applied (for calibration
+/// statistics): the canonical layer name and the input activations.
+package typealias LinearObserver = (_ canonicalName: String, _ input: Activations) -> Void
+
+/// The numeric building blocks of the transformer forward passes.
+package enum Kernels {
+    /// y = x · Wᵀ (+ b): x is [rows, in], W is [out, in] as PyTorch stores a Linear.
+    package static func linear(_ x: Activations, weight: [Float], bias: [Float]?, outFeatures: Int) -> Activations {
+        precondition(weight.count == outFeatures * x.cols, "weight shape does not match the input")
+        var y = Activations(rows: x.rows, cols: outFeatures)
+        if let bias {
+            for r in 0 ..< x.rows {
+                y.data.withUnsafeMutableBufferPointer { out in
+                    for o in 0 ..< outFeatures { out[r * outFeatures + o] = bias[o] }
+                }
+            }
+        }
+        x.data.withUnsafeBufferPointer { a in
+            weight.withUnsafeBufferPointer { w in
+                y.data.withUnsafeMutableBufferPointer { c in
+                    GEMM.sgemm(
+                        transA: false, transB: true, m: x.rows, n: outFeatures, k: x.cols, alpha: 1,
+                        a: a.baseAddress!, lda: x.cols, b: w.baseAddress!, ldb: x.cols,
+                        beta: bias == nil ? 0 : 1, c: c.baseAddress!, ldc: outFeatures)
+                }
+            }
+        }
+        return y
+    }
+
+    /// y = x · W (+ b) for GPT-2's Conv1D, whose weight is stored [in, out].
+    package static func conv1D(_ x: Activations, weight: [Float], bias: [Float]?, outFeatures: Int) -> Activations {
+        precondition(weight.count == outFeatures * x.cols, "weight shape does not match the input")
+        var y = Activations(rows: x.rows, cols: outFeatures)
+        if let bias {
+            for r in 0 ..< x.rows { for o in 0 ..< outFeatures { y.data[r * outFeatures + o] = bias[o] } }
+        }
+        x.data.withUnsafeBufferPointer { a in
+            weight.withUnsafeBufferPointer { w in
+                y.data.withUnsafeMutableBufferPointer { c in
+                    GEMM.sgemm(
+                        transA: false, transB: false, m: x.rows, n: outFeatures, k: x.cols, alpha: 1,
+                        a: a.baseAddress!, lda: x.cols, b: w.baseAddress!, ldb: outFeatures,
+                        beta: bias == nil ? 0 : 1, c: c.baseAddress!, ldc: outFeatures)
+                }
+            }
+        }
+        return y
+    }
+
+    /// RMSNorm as the llama family computes it: x / sqrt(mean(x²) + eps) · w.
+    package static func rmsNorm(_ x: Activations, weight: [Float], eps: Float) -> Activations {
+        var y = Activations(rows: x.rows, cols: x.cols)
+        let n = x.cols
+        x.data.withUnsafeBufferPointer { src in
+            y.data.withUnsafeMutableBufferPointer { dst in
+                for r in 0 ..< x.rows {
+                    let row = r * n
+                    var sum: Float = 0
+                    for i in 0 ..< n { sum += src[row + i] * src[row + i] }
+                    let scale = 1 / (sum / Float(n) + eps).squareRoot()
+                    for i in 0 ..< n { dst[row + i] = src[row + i] * scale * weight[i] }
+                }
+            }
+        }
+        return y
+    }
+
+    /// LayerNorm: (x - mean) / sqrt(var + eps) · w + b, over each row.
+    package static func layerNorm(_ x: Activations, weight: [Float], bias: [Float], eps: Float) -> Activations {
+        var y = Activations(rows: x.rows, cols: x.cols)
+        let n = x.cols
+        x.data.withUnsafeBufferPointer { src in
+            y.data.withUnsafeMutableBufferPointer { dst in
+                for r in 0 ..< x.rows {
+                    let row = r * n
+                    var mean: Float = 0
+                    for i in 0 ..< n { mean += src[row + i] }
+                    mean /= Float(n)
+                    var variance: Float = 0
+                    for i in 0 ..< n {
+                        let d = src[row + i] - mean
+                        variance += d * d
+                    }
+                    variance /= Float(n)
+                    let scale = 1 / (variance + eps).squareRoot()
+                    for i in 0 ..< n { dst[row + i] = (src[row + i] - mean) * scale * weight[i] + bias[i] }
+                }
+            }
+        }
+        return y
+    }
+
+    /// x += y, elementwise.
+    package static func add(_ x: inout Activations, _ y: Activations) {
+        precondition(x.data.count == y.data.count, "shapes differ")
+        x.data.withUnsafeMutableBufferPointer { a in
+            y.data.withUnsafeBufferPointer { b in
+                for i in 0 ..< a.count { a[i] += b[i] }
+            }
+        }
+    }
+
+    /// The activation functions of the supported architectures.
+    package enum Activation: Sendable {
+        /// x · sigmoid(x) (llama family).
+        case silu
+        /// The exact, erf-based GELU (BERT).
+        case gelu
+        /// The tanh approximation of GELU (GPT-2's gelu_new).
+        case geluTanh
+
+        package init?(name: String) {
+            switch name {
+            case "silu", "swish": self = .silu
+            case "gelu": self = .gelu
+            case "gelu_new", "gelu_pytorch_tanh", "gelu_fast": self = .geluTanh
+            default: return nil
+            }
+        }
+
+        @inline(__always)
+        package func apply(_ x: Float) -> Float {
+            switch self {
+            case .silu: return x / (1 + Foundation.exp(-x))
+            case .gelu: return 0.5 * x * (1 + Foundation.erf(x / Float(2).squareRoot()))
+            case .geluTanh:
+                let c: Float = 0.7978845608028654
+                return 0.5 * x * (1 + Foundation.tanh(c * (x + 0.044715 * x * x * x)))
+            }
+        }
+    }
+
+    /// Applies `activation` in place.
+    package static func activate(_ x: inout Activations, _ activation: Activation) {
+        x.data.withUnsafeMutableBufferPointer { a in
+            for i in 0 ..< a.count { a[i] = activation.apply(a[i]) }
+        }
+    }
+
+    /// gate = act(gate) · up, elementwise (the gated MLP of the llama family).
+    package static func gatedActivate(_ gate: inout Activations, up: Activations, _ activation: Activation) {
+        gate.data.withUnsafeMutableBufferPointer { g in
+            up.data.withUnsafeBufferPointer { u in
+                for i in 0 ..< g.count { g[i] = activation.apply(g[i]) * u[i] }
+            }
+        }
+    }
+
+    /// Rotary position embedding as transformers applies it (rotate_half: the two halves of
+    /// each head pair up), in place, for `heads` heads per row, rows at positions start + r.
+    package static func applyRotary(_ x: inout Activations, heads: Int, headDim: Int, start: Int, theta: Double) {
+        let half = headDim / 2
+        var inverse = [Double](repeating: 0, count: half)
+        for i in 0 ..< half { inverse[i] = 1 / Foundation.pow(theta, Double(2 * i) / Double(headDim)) }
+        let cols = x.cols
+        x.data.withUnsafeMutableBufferPointer { a in
+            var cosines = [Float](repeating: 0, count: half)
+            var sines = [Float](repeating: 0, count: half)
+            for r in 0 ..< x.rows {
+                let position = Double(start + r)
+                for i in 0 ..< half {
+                    // transformers computes the angle in fp32 then cos/sin in fp32.
+                    let angle = Float(position) * Float(inverse[i])
+                    cosines[i] = Foundation.cos(angle)
+                    sines[i] = Foundation.sin(angle)
+                }
+                for h in 0 ..< heads {
+                    let base = r * cols + h * headDim
+                    for i in 0 ..< half {
+                        let first = a[base + i]
+                        let second = a[base + i + half]
+                        a[base + i] = first * cosines[i] - second * sines[i]
+                        a[base + i + half] = second * cosines[i] + first * sines[i]
+                    }
+                }
+            }
+        }
+    }
+
+    /// Softmax over `count` values in place, in fp32 with the maximum subtracted.
+    @inline(__always)
+    package static func softmax(_ row: UnsafeMutablePointer<Float>, count: Int) {
+        var maximum = -Float.infinity
+        for i in 0 ..< count { maximum = max(maximum, row[i]) }
+        var sum: Float = 0
+        for i in 0 ..< count {
+            let e = Foundation.exp(row[i] - maximum)
+            row[i] = e
+            sum += e
+        }
+        let inverse = 1 / sum
+        for i in 0 ..< count { row[i] *= inverse }
+    }
+
+    /// Scaled dot-product attention for the new rows `q` ([rows, heads·d]) against keys and
+    /// values `k`, `v` ([keys, kvHeads·d]) whose first `keys - rows` entries are the past.
+    /// Causal: row r sees keys up to past + r. `keyMask` (per key, true = attend) applies to
+    /// encoders. Returns [rows, heads·d].
+    package static func attention(
+        q: Activations, k: UnsafePointer<Float>, v: UnsafePointer<Float>, keys: Int, heads: Int,
+        kvHeads: Int, headDim: Int, causal: Bool, keyMask: [Bool]? = nil
+    ) -> Activations {
+        let rows = q.rows
+        let past = keys - rows
+        let group = heads / kvHeads
+        let kvStride = kvHeads * headDim
+        let scale = 1 / Float(headDim).squareRoot()
+        var out = Activations(rows: rows, cols: heads * headDim)
+        var scores = [Float](repeating: 0, count: rows * keys)
+        q.data.withUnsafeBufferPointer { qp in
+            out.data.withUnsafeMutableBufferPointer { op in
+                scores.withUnsafeMutableBufferPointer { sp in
+                    for h in 0 ..< heads {
+                        let kvHead = h / group
+                        GEMM.sgemm(
+                            transA: false, transB: true, m: rows, n: keys, k: headDim, alpha: scale,
+                            a: qp.baseAddress! + h * headDim, lda: heads * headDim,
+                            b: k + kvHead * headDim, ldb: kvStride, beta: 0, c: sp.baseAddress!, ldc: keys)
+                        for r in 0 ..< rows {
+                            let row = sp.baseAddress! + r * keys
+                            if causal {
+                                let visible = past + r + 1
+                                for j in visible ..< keys { row[j] = -.infinity }
+                            }
+                            if let keyMask {
+                                for j in 0 ..< keys where !keyMask[j] { row[j] = -.infinity }
+                            }
+                            softmax(row, count: keys)
+                        }
+                        GEMM.sgemm(
+                            transA: false, transB: false, m: rows, n: headDim, k: keys, alpha: 1,
+                            a: sp.baseAddress!, lda: keys, b: v + kvHead * headDim, ldb: kvStride,
+                            beta: 0, c: op.baseAddress! + h * headDim, ldc: heads * headDim)
+                    }
+                }
+            }
+        }
+        return out
+    }
+}

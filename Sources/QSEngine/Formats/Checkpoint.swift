@@ -1,0 +1,144 @@
+import Foundation
+
+/// The container a checkpoint was read from.
+package enum CheckpointFormat: String, Sendable {
+    /// A Hugging Face folder (config.json + safetensors) or a lone .safetensors file.
+    case safetensors
+    /// A GGUF file (weights, configuration and tokenizer in one file).
+    case gguf
+}
+
+/// A model checkpoint opened from disk: its configuration and its tensors, whose bytes stay in
+/// the memory-mapped files until a kernel asks for them.
+package final class Checkpoint: @unchecked Sendable {
+    /// The path that was opened (a folder or a file).
+    package let path: String
+    package let format: CheckpointFormat
+    /// The configuration; nil for a lone .safetensors file with no config.json beside it.
+    package let config: ModelConfig?
+    /// The tensors, in file order, named by their Hugging Face checkpoint names.
+    package let tensors: [StoredTensor]
+    /// String metadata (safetensors `__metadata__`, or GGUF `general.*` strings).
+    package let metadata: [String: String]
+    /// Tokenizer and other files of a Hugging Face folder that travel with the model.
+    package let companionFiles: [String]
+    /// The GGUF file, when the checkpoint is one (its metadata holds the tokenizer).
+    package let gguf: GGUFFile?
+
+    init(
+        path: String, format: CheckpointFormat, config: ModelConfig?, tensors: [StoredTensor],
+        metadata: [String: String], companionFiles: [String], gguf: GGUFFile?
+    ) {
+        self.path = path
+        self.format = format
+        self.config = config
+        self.tensors = tensors
+        self.metadata = metadata
+        self.companionFiles = companionFiles
+        self.gguf = gguf
+    }
+
+    /// Files of a Hugging Face folder that are copied along when the weights are rewritten.
+    static let companionNames = [
+        "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json",
+        "merges.txt", "tokenizer.model", "added_tokens.json", "generation_config.json",
+    ]
+
+    /// Opens a Hugging Face folder, a .safetensors file or a .gguf file.
+    package static func open(_ path: String) throws -> Checkpoint {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw EngineError(path: path, "no such file or folder")
+        }
+        if isDirectory.boolValue { return try openFolder(path) }
+        if try hasGGUFMagic(path) { return try openGGUF(path) }
+        if path.hasSuffix(".safetensors") {
+            let file = try SafetensorsFile(path: path)
+            let folder = (path as NSString).deletingLastPathComponent
+            let configPath = (folder as NSString).appendingPathComponent("config.json")
+            let config = FileManager.default.fileExists(atPath: configPath) ? try readConfig(configPath) : nil
+            return Checkpoint(
+                path: path, format: .safetensors, config: config, tensors: file.tensors,
+                metadata: file.metadata, companionFiles: [], gguf: nil)
+        }
+        throw EngineError(
+            path: path, "not a model: expected a Hugging Face folder (config.json + safetensors), a .safetensors file or a .gguf file")
+    }
+
+    private static func openFolder(_ path: String) throws -> Checkpoint {
+        let configPath = (path as NSString).appendingPathComponent("config.json")
+        guard FileManager.default.fileExists(atPath: configPath) else {
+            throw EngineError(path: path, "not a Hugging Face model folder: config.json is missing")
+        }
+        let config = try readConfig(configPath)
+        let (tensors, metadata) = try SafetensorsCheckpoint.open(path)
+        let companions = companionNames.map { (path as NSString).appendingPathComponent($0) }
+            .filter { FileManager.default.fileExists(atPath: $0) }
+        return Checkpoint(
+            path: path, format: .safetensors, config: config, tensors: tensors, metadata: metadata,
+            companionFiles: companions, gguf: nil)
+    }
+
+    private static func openGGUF(_ path: String) throws -> Checkpoint {
+        let file = try GGUFFile(path: path)
+        let config = try file.modelConfig()
+        let tensors = try file.storedTensors()
+        return Checkpoint(
+            path: path, format: .gguf, config: config, tensors: tensors, metadata: file.stringMetadata,
+            companionFiles: [], gguf: file)
+    }
+
+    private static func readConfig(_ path: String) throws -> ModelConfig {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw EngineError(path: path, "cannot read")
+        }
+        return try ModelConfig(configJSON: data, path: path)
+    }
+
+    private static func hasGGUFMagic(_ path: String) throws -> Bool {
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw EngineError(path: path, "cannot open") }
+        defer { try? handle.close() }
+        let magic = (try? handle.read(upToCount: 4)) ?? Data()
+        return magic == Data("GGUF".utf8)
+    }
+
+    /// The tensor with this checkpoint name.
+    package func tensor(named name: String) -> StoredTensor? {
+        tensors.first { $0.name == name }
+    }
+
+    /// A summary for `qs inspect` and `info`: counts and bytes, no tensor data touched.
+    package var summary: CheckpointSummary {
+        var byType: [DType: (tensors: Int, elements: Int, bytes: Int)] = [:]
+        for tensor in tensors {
+            let entry = byType[tensor.dtype] ?? (0, 0, 0)
+            byType[tensor.dtype] = (entry.tensors + 1, entry.elements + tensor.count, entry.bytes + tensor.byteCount)
+        }
+        let rows = byType.map { CheckpointSummary.DTypeRow(dtype: $0.key, tensors: $0.value.tensors, elements: $0.value.elements, bytes: $0.value.bytes) }
+            .sorted { $0.bytes > $1.bytes }
+        return CheckpointSummary(
+            path: path, format: format, config: config, tensorCount: tensors.count,
+            parameterCount: tensors.reduce(0) { $0 + $1.count }, byDType: rows)
+    }
+}
+
+/// What `qs inspect` shows of a checkpoint.
+package struct CheckpointSummary: Sendable {
+    /// Elements and bytes held in one dtype.
+    package struct DTypeRow: Sendable, Equatable {
+        package var dtype: DType
+        package var tensors: Int
+        package var elements: Int
+        package var bytes: Int
+    }
+
+    package var path: String
+    package var format: CheckpointFormat
+    package var config: ModelConfig?
+    package var tensorCount: Int
+    package var parameterCount: Int
+    package var byDType: [DTypeRow]
+
+    /// Bytes of all tensors as stored.
+    package var totalBytes: Int { byDType.reduce(0) { $0 + $1.bytes } }
+}

@@ -1,0 +1,87 @@
+import Foundation
+
+/// Rewrites a checkpoint as a Hugging Face folder (config.json, model.safetensors, tokenizer
+/// files) with its floating-point weights in one dtype.
+package enum Converter {
+    /// The dtypes a converted folder can hold its weights in.
+    package static let outputDTypes: [DType] = [.f32, .f16, .bf16]
+
+    /// Writes `checkpoint` to the folder `output`, weights as `dtype`. The folder is built under
+    /// a temporary name and renamed at the end; the source is never written to.
+    /// `progress` gets (tensors done, tensor count).
+    package static func convert(
+        _ checkpoint: Checkpoint, to output: String, dtype: DType, maxShardBytes: Int = 5 << 30,
+        progress: ((Int, Int) -> Void)? = nil
+    ) throws {
+        guard outputDTypes.contains(dtype) else {
+            throw EngineError("cannot convert to \(dtype.rawValue): expected one of \(outputDTypes.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard let config = checkpoint.config else {
+            throw EngineError(path: checkpoint.path, "has no config.json beside it: a Hugging Face folder needs one")
+        }
+        try AtomicWrite.refuseOverwritingSource(output: output, source: checkpoint.path)
+        let configData = try configJSON(for: checkpoint, config: config, dtype: dtype)
+        let tensors = checkpoint.tensors
+        var done = 0
+        let toWrite = tensors.map { tensor in
+            let outType = tensor.dtype.isFloatingPoint || tensor.dtype.isQuantized ? dtype : tensor.dtype
+            return TensorToWrite(
+                name: tensor.name, dtype: outType, shape: tensor.shape,
+                byteCount: tensor.count * outType.bytesPerBlock
+            ) { buffer in
+                if outType == tensor.dtype {
+                    buffer.copyMemory(from: tensor.bytes)
+                } else {
+                    try encode(Dequantize.floats(tensor), as: outType, into: buffer)
+                }
+                done += 1
+                progress?(done, tensors.count)
+            }
+        }
+        try AtomicWrite.createFolder(at: output) { folder in
+            try configData.write(to: URL(fileURLWithPath: (folder as NSString).appendingPathComponent("config.json")))
+            _ = try SafetensorsWriter.write(toWrite, metadata: ["format": "pt"], toFolder: folder, maxShardBytes: maxShardBytes)
+            for file in checkpoint.companionFiles {
+                let target = (folder as NSString).appendingPathComponent((file as NSString).lastPathComponent)
+                try FileManager.default.copyItem(atPath: file, toPath: target)
+            }
+        }
+    }
+
+    /// config.json for the output: the source's own file with `torch_dtype` updated when there
+    /// is one (it may carry keys qs does not model), else one written from the configuration.
+    static func configJSON(for checkpoint: Checkpoint, config: ModelConfig, dtype: DType) throws -> Data {
+        let torchDType = ["f32": "float32", "f16": "float16", "bf16": "bfloat16"][dtype.rawValue] ?? "float32"
+        var source: Data?
+        if checkpoint.format == .safetensors {
+            var isDirectory: ObjCBool = false
+            FileManager.default.fileExists(atPath: checkpoint.path, isDirectory: &isDirectory)
+            let folder = isDirectory.boolValue ? checkpoint.path : (checkpoint.path as NSString).deletingLastPathComponent
+            source = FileManager.default.contents(atPath: (folder as NSString).appendingPathComponent("config.json"))
+        }
+        let base = source ?? config.configJSON()
+        guard var object = try JSONSerialization.jsonObject(with: base) as? [String: Any] else {
+            throw EngineError(path: checkpoint.path, "config.json is not a JSON object")
+        }
+        object["torch_dtype"] = torchDType
+        object.removeValue(forKey: "quantization_config")
+        return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+    }
+
+    /// Encodes fp32 values as `dtype` (f32, f16 or bf16) into `buffer`.
+    static func encode(_ values: [Float], as dtype: DType, into buffer: UnsafeMutableRawBufferPointer) throws {
+        precondition(buffer.count == values.count * dtype.bytesPerBlock, "buffer size does not match")
+        switch dtype {
+        case .f32:
+            values.withUnsafeBytes { buffer.copyMemory(from: $0) }
+        case .f16:
+            let out = buffer.bindMemory(to: UInt16.self)
+            for i in values.indices { out[i] = HalfConversion.floatToF16(values[i]).littleEndian }
+        case .bf16:
+            let out = buffer.bindMemory(to: UInt16.self)
+            for i in values.indices { out[i] = HalfConversion.floatToBF16(values[i]).littleEndian }
+        default:
+            throw EngineError("cannot encode \(dtype.rawValue)")
+        }
+    }
+}

@@ -1,0 +1,109 @@
+import QSEngine
+
+/// Renders engine reports about checkpoints as text for people.
+package enum InspectFormatting {
+    /// The summary `qs inspect` and `info` print: format, architecture, configuration, counts.
+    package static func summary(_ summary: CheckpointSummary, tensors: [StoredTensor]? = nil) -> String {
+        var lines: [String] = []
+        lines.append("path:         \(summary.path)")
+        lines.append("format:       \(summary.format.rawValue)")
+        if let config = summary.config {
+            lines.append("architecture: \(config.architecture.rawValue)")
+            lines.append("config:       \(configLine(config))")
+        } else {
+            lines.append("architecture: unknown (no config.json)")
+        }
+        lines.append("tensors:      \(summary.tensorCount)")
+        lines.append("parameters:   \(grouped(summary.parameterCount)) (\(humanCount(summary.parameterCount)))")
+        lines.append("size:         \(humanBytes(summary.totalBytes)), \(bitsPerWeight(bytes: summary.totalBytes, elements: summary.parameterCount)) bits/weight")
+        lines.append("by dtype:")
+        let width = summary.byDType.map { $0.dtype.rawValue.count }.max() ?? 4
+        for row in summary.byDType {
+            let name = row.dtype.rawValue.padding(toLength: width, withPad: " ", startingAt: 0)
+            lines.append("  \(name)  \(pad(String(row.tensors), 4)) tensors  \(pad(humanCount(row.elements), 7)) params  \(pad(humanBytes(row.bytes), 10))")
+        }
+        if let tensors {
+            lines.append("")
+            let nameWidth = tensors.map(\.name.count).max() ?? 0
+            for tensor in tensors {
+                let name = tensor.name.padding(toLength: nameWidth, withPad: " ", startingAt: 0)
+                let dtype = tensor.dtype.rawValue.padding(toLength: 5, withPad: " ", startingAt: 0)
+                let shape = "[" + tensor.shape.map(String.init).joined(separator: ", ") + "]"
+                lines.append("\(name)  \(dtype)  \(shape.padding(toLength: 14, withPad: " ", startingAt: 0))  \(grouped(tensor.byteCount)) B")
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// One line with the configuration numbers that matter.
+    package static func configLine(_ c: ModelConfig) -> String {
+        var parts = [
+            "hidden \(c.hiddenSize)", "layers \(c.numHiddenLayers)",
+            c.numKeyValueHeads == c.numAttentionHeads
+                ? "heads \(c.numAttentionHeads)" : "heads \(c.numAttentionHeads) (kv \(c.numKeyValueHeads))",
+            "head_dim \(c.headDim)", "ffn \(c.intermediateSize)", "vocab \(c.vocabSize)",
+            "context \(c.maxPositionEmbeddings)",
+        ]
+        if c.architecture.isCausal && c.architecture != .gpt2 { parts.append("rope_theta \(formatNumber(c.ropeTheta))") }
+        parts.append("norm_eps \(formatNumber(c.normEps))")
+        if c.tieWordEmbeddings { parts.append("tied embeddings") }
+        if c.attentionBias { parts.append("qkv bias") }
+        return parts.joined(separator: ", ")
+    }
+
+    /// 134515008 → "134,515,008".
+    package static func grouped(_ value: Int) -> String {
+        let digits = String(value.magnitude)
+        var out = ""
+        for (i, ch) in digits.enumerated() {
+            if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
+            out.append(ch)
+        }
+        return (value < 0 ? "-" : "") + out
+    }
+
+    /// 134515008 → "134.5M".
+    package static func humanCount(_ value: Int) -> String {
+        let v = Double(value)
+        if v >= 1e9 { return String(format1: v / 1e9) + "B" }
+        if v >= 1e6 { return String(format1: v / 1e6) + "M" }
+        if v >= 1e3 { return String(format1: v / 1e3) + "K" }
+        return String(value)
+    }
+
+    /// 98362432 → "93.8 MiB".
+    package static func humanBytes(_ value: Int) -> String {
+        let v = Double(value)
+        if v >= 1 << 30 { return String(format1: v / Double(1 << 30)) + " GiB" }
+        if v >= 1 << 20 { return String(format1: v / Double(1 << 20)) + " MiB" }
+        if v >= 1 << 10 { return String(format1: v / Double(1 << 10)) + " KiB" }
+        return "\(value) B"
+    }
+
+    package static func bitsPerWeight(bytes: Int, elements: Int) -> String {
+        elements == 0 ? "0" : String(format2: Double(bytes) * 8 / Double(elements))
+    }
+
+    static func formatNumber(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : "\(value)"
+    }
+
+    static func pad(_ text: String, _ width: Int) -> String {
+        text.count >= width ? text : String(repeating: " ", count: width - text.count) + text
+    }
+}
+
+extension String {
+    /// One digit after the point, rounded.
+    init(format1 value: Double) {
+        let scaled = (value * 10).rounded()
+        self = "\(Int(scaled) / 10).\(abs(Int(scaled) % 10))"
+    }
+
+    /// Two digits after the point, rounded.
+    init(format2 value: Double) {
+        let scaled = Int((value * 100).rounded())
+        let fraction = abs(scaled % 100)
+        self = "\(scaled / 100).\(fraction < 10 ? "0" : "")\(fraction)"
+    }
+}

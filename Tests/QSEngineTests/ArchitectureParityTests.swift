@@ -1,0 +1,91 @@
+import Foundation
+import Testing
+@testable import QSEngine
+
+/// Forward passes of tiny random models against transformers' outputs
+/// (scripts/reference/make_arch_fixtures.py).
+@Suite struct ArchitectureParityTests {
+    struct Expected: Decodable {
+        var ids: [Int]
+        var logits: [Float]?
+        var hidden: [Float]?
+        var embedding: [Float]?
+    }
+
+    static func fixture(_ name: String) throws -> (Checkpoint, Expected) {
+        let folder = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!
+            .appendingPathComponent("arch").appendingPathComponent(name)
+        let checkpoint = try Checkpoint.open(folder.path)
+        let data = try Data(contentsOf: folder.appendingPathComponent("expected.json"))
+        return (checkpoint, try JSONDecoder().decode(Expected.self, from: data))
+    }
+
+    /// max |a - b| / max |b|.
+    static func relativeError(_ a: [Float], _ b: [Float]) -> Float {
+        precondition(a.count == b.count)
+        var diff: Float = 0
+        var scale: Float = 0
+        for i in a.indices {
+            diff = max(diff, abs(a[i] - b[i]))
+            scale = max(scale, abs(b[i]))
+        }
+        return diff / scale
+    }
+
+    @Test(arguments: ["llama", "smollm2", "qwen2", "mistral", "gpt2"])
+    func causalLogitsMatchTransformers(name: String) throws {
+        let (checkpoint, expected) = try Self.fixture(name)
+        let model = try #require(try ModelLoader.model(for: checkpoint) as? CausalLanguageModel)
+        let logits = try model.forward(expected.ids)
+        #expect(logits.rows == expected.ids.count)
+        #expect(Self.relativeError(logits.data, try #require(expected.logits)) < 1e-4)
+    }
+
+    @Test(arguments: ["llama", "smollm2", "gpt2"])
+    func incrementalDecodingMatchesFullForward(name: String) throws {
+        let (checkpoint, expected) = try Self.fixture(name)
+        let model = try #require(try ModelLoader.model(for: checkpoint) as? CausalLanguageModel)
+        let cache = model.makeCache(capacity: expected.ids.count)
+        _ = try model.forward(Array(expected.ids.prefix(10)), cache: cache)
+        var last = Activations(rows: 0, cols: 0)
+        for id in expected.ids.dropFirst(10) {
+            last = try model.forward([id], cache: cache)
+        }
+        let vocab = checkpoint.config!.vocabSize
+        let full = try #require(expected.logits)
+        #expect(cache.length == expected.ids.count)
+        #expect(Self.relativeError(last.data, Array(full.suffix(vocab))) < 1e-4)
+    }
+
+    @Test func bertHiddenStatesAndEmbeddingMatchTransformers() throws {
+        let (checkpoint, expected) = try Self.fixture("bert")
+        let model = try #require(try ModelLoader.model(for: checkpoint) as? BERTModel)
+        let hidden = try model.encode(expected.ids)
+        #expect(Self.relativeError(hidden.data, try #require(expected.hidden)) < 1e-4)
+        let embedding = try model.sentenceEmbedding(expected.ids)
+        #expect(Self.relativeError(embedding, try #require(expected.embedding)) < 1e-4)
+    }
+
+    @Test func canonicalNamesMapToEachArchitecture() throws {
+        let cases: [(String, String, String)] = [
+            ("llama", "layer.1.attn.q", "model.layers.1.self_attn.q_proj"),
+            ("qwen2", "layer.0.mlp.down", "model.layers.0.mlp.down_proj"),
+            ("gpt2", "layer.1.attn.qkv", "transformer.h.1.attn.c_attn"),
+            ("gpt2", "embed", "transformer.wte"),
+            ("bert", "layer.0.attn.o", "encoder.layer.0.attention.output.dense"),
+            ("bert", "layer.1.mlp.up", "encoder.layer.1.intermediate.dense"),
+        ]
+        for (fixture, canonical, module) in cases {
+            let (checkpoint, _) = try Self.fixture(fixture)
+            let model = try ModelLoader.model(for: checkpoint)
+            #expect(model.names.entry(canonical)?.module == module, "\(fixture): \(canonical)")
+            #expect(model.names.canonical(forTensor: module + ".weight") == canonical)
+        }
+    }
+
+    @Test func tokenOutsideVocabularyIsAnError() throws {
+        let (checkpoint, _) = try Self.fixture("llama")
+        let model = try #require(try ModelLoader.model(for: checkpoint) as? CausalLanguageModel)
+        #expect(throws: EngineError.self) { try model.forward([1, 96]) }
+    }
+}
