@@ -8,8 +8,14 @@ package final class WeightStore: @unchecked Sendable {
     private var cache: [String: [Float]] = [:]
     private let lock = NSLock()
 
-    package init(checkpoint: Checkpoint) {
+    /// Whether converted values are kept. A store that keeps nothing converts each tensor on
+    /// every use: the reference model of `eval kld` computes that way, so that the original
+    /// weights never sit in memory as a second full fp32 copy.
+    package let keepsConverted: Bool
+
+    package init(checkpoint: Checkpoint, keepsConverted: Bool = true) {
         self.checkpoint = checkpoint
+        self.keepsConverted = keepsConverted
         for tensor in checkpoint.tensors { stored[tensor.name] = tensor }
     }
 
@@ -35,6 +41,7 @@ package final class WeightStore: @unchecked Sendable {
         lock.unlock()
         guard let tensor = stored[name] else { throw missing(name) }
         let values = try Dequantize.floats(tensor)
+        guard keepsConverted else { return values }
         lock.lock()
         cache[name] = values
         lock.unlock()
