@@ -239,14 +239,13 @@ package enum Kernels {
                             b: k + kvHead * headDim, ldb: kvStride, beta: 0, c: sp.baseAddress!, ldc: keys)
                         for r in 0 ..< rows {
                             let row = sp.baseAddress! + r * keys
-                            if causal {
-                                let visible = past + r + 1
-                                for j in visible ..< keys { row[j] = -.infinity }
-                            }
+                            // Keys past the causal limit get weight 0 without computing exp.
+                            let visible = causal ? past + r + 1 : keys
                             if let keyMask {
-                                for j in 0 ..< keys where !keyMask[j] { row[j] = -.infinity }
+                                for j in 0 ..< visible where !keyMask[j] { row[j] = -.infinity }
                             }
-                            softmax(row, count: keys)
+                            softmax(row, count: visible)
+                            for j in visible ..< keys { row[j] = 0 }
                         }
                         GEMM.sgemm(
                             transA: false, transB: false, m: rows, n: headDim, k: keys, alpha: 1,

@@ -1,17 +1,26 @@
 import Foundation
 
 /// The weights a model computes with, by checkpoint name. Each starts as its stored tensor and
-/// becomes fp32 the first time a kernel asks for it; compression replaces values by name.
+/// becomes fp32 the first time a kernel asks for it; compression replaces values by name, and
+/// the replaced set can be saved and put back (snapshots).
 package final class WeightStore: @unchecked Sendable {
     package let checkpoint: Checkpoint
-    private var stored: [String: StoredTensor] = [:]
-    private var cache: [String: [Float]] = [:]
-    private let lock = NSLock()
-
     /// Whether converted values are kept. A store that keeps nothing converts each tensor on
     /// every use: the reference model of `eval kld` computes that way, so that the original
     /// weights never sit in memory as a second full fp32 copy.
     package let keepsConverted: Bool
+    private var stored: [String: StoredTensor] = [:]
+    private var converted: [String: [Float]] = [:]
+    private var replaced: [String: [Float]] = [:]
+    private let lock = NSLock()
+
+    /// The replaced tensors at one moment; arrays are copy-on-write, so a snapshot costs
+    /// nothing until the weights change again.
+    package struct Snapshot: Sendable {
+        fileprivate var replaced: [String: [Float]]
+        /// Names of the tensors that differ from the checkpoint.
+        package var changedTensors: [String] { replaced.keys.sorted() }
+    }
 
     package init(checkpoint: Checkpoint, keepsConverted: Bool = true) {
         self.checkpoint = checkpoint
@@ -31,10 +40,10 @@ package final class WeightStore: @unchecked Sendable {
         return tensor.shape
     }
 
-    /// The values of a tensor as fp32, converted on first use and kept.
+    /// The values of a tensor as fp32: replaced values if any, else converted on first use.
     package func floats(_ name: String) throws -> [Float] {
         lock.lock()
-        if let values = cache[name] {
+        if let values = replaced[name] ?? converted[name] {
             lock.unlock()
             return values
         }
@@ -43,7 +52,7 @@ package final class WeightStore: @unchecked Sendable {
         let values = try Dequantize.floats(tensor)
         guard keepsConverted else { return values }
         lock.lock()
-        cache[name] = values
+        converted[name] = values
         lock.unlock()
         return values
     }
@@ -60,14 +69,36 @@ package final class WeightStore: @unchecked Sendable {
             throw EngineError(subject: name, "has \(tensor.count) elements; \(values.count) were given")
         }
         lock.lock()
-        cache[name] = values
+        replaced[name] = values
+        converted.removeValue(forKey: name)
         lock.unlock()
     }
 
-    /// Forgets every converted or replaced value: the weights are as loaded again.
+    /// The current replacements.
+    package func snapshot() -> Snapshot {
+        lock.lock()
+        defer { lock.unlock() }
+        return Snapshot(replaced: replaced)
+    }
+
+    /// Puts back the replacements of a snapshot.
+    package func restore(_ snapshot: Snapshot) {
+        lock.lock()
+        replaced = snapshot.replaced
+        lock.unlock()
+    }
+
+    /// Drops every replacement: the weights are as loaded again.
     package func reset() {
         lock.lock()
-        cache.removeAll()
+        replaced.removeAll()
+        lock.unlock()
+    }
+
+    /// Frees converted (not replaced) values; they are converted again when next needed.
+    package func dropConverted() {
+        lock.lock()
+        converted.removeAll()
         lock.unlock()
     }
 
