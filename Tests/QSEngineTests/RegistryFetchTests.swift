@@ -156,6 +156,20 @@ struct FakePip {
         #expect(pip.homeTree == [])
     }
 
+    @Test func unreachableIndexIsExplained() throws {
+        let (_, entry, folder) = try wheel()
+        defer { folder.cleanUp() }
+        let pip = try FakePip("""
+            echo "WARNING: Retrying after connection broken by 'NewConnectionError(Failed to establish a new connection)'" >&2
+            echo "ERROR: No matching distribution found for toy-model==1.0" >&2
+            exit 1
+            """)
+        defer { pip.scratch.cleanUp() }
+        let error = #expect(throws: EngineError.self) { try pip.fetcher.fetch(entry) }
+        #expect(error?.message.hasPrefix("pip download failed (exit 1): ERROR: No matching distribution found") == true)
+        #expect(error?.message.hasSuffix("(pip could not reach the package index: is the network up?)") == true)
+    }
+
     @Test func missingPipOrPythonIsNamed() throws {
         let (_, entry, folder) = try wheel()
         defer { folder.cleanUp() }

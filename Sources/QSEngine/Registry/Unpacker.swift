@@ -43,6 +43,10 @@ package enum Unpacker {
         let staging = String(cString: made)
         do {
             try body(ExtractionRoot(path: staging))
+            // mkdtemp makes the folder private; the cache is as readable as any folder.
+            let mask = umask(0o022)
+            umask(mask)
+            chmod(staging, 0o777 & ~mask & 0o755)
             guard rename(staging, url.path) == 0 else {
                 throw EngineError(path: target, "cannot move the unpacked folder into place: \(String(cString: strerror(errno)))")
             }
