@@ -185,7 +185,9 @@ struct ZipArchive {
                     total += piece.count
                     try ExtractionRoot.writeAll(fd, piece, entry: entry.name, archive: path)
                 }
-                if entry.method == 0 {
+                if entry.uncompressedSize == 0, entry.compressedSize == 0 {
+                    return
+                } else if entry.method == 0 {
                     guard entry.compressedSize == entry.uncompressedSize else {
                         throw Self.corrupt(path, "stored entry's sizes disagree", entry: entry.name)
                     }
