@@ -15,6 +15,14 @@ Outputs:
                        QS_MINILM_DIR, QS_SHAKESPEARE_DIR and QS_BBC_DIR and skip when unset)
   excerpts.json        the text excerpts used above
 
+The SmolLM2 tokenizer is rebuilt from its GGUF arrays the way llama.cpp reads pre "smollm"
+(digits split one by one, then GPT-2's byte-level regex; this is also what the original
+SmolLM2 tokenizer.json says). transformers' GGUF converter ignores `tokenizer.ggml.pre` and
+would not split digits.
+
+`tokenizers`' WordPiece trainer breaks ties differently from run to run, so re-running the script
+changes tiny_wordpiece.json and its expected ids together; everything else is reproducible.
+
 Usage: scripts/reference/make_tokenizer_fixtures.py [--models /tmp/models]
 """
 import argparse
@@ -150,7 +158,6 @@ def main():
         excerpts["bbc_" + topic] = read(os.path.join(bbc_dir, name))[:1200]
     with open(os.path.join(OUT, "excerpts.json"), "w") as f:
         json.dump(excerpts, f, ensure_ascii=False, indent=1)
-    texts = TRICKY + list(excerpts.values())
     tiny_texts = TRICKY + [excerpts["hamlet_opening"][:1200], excerpts["henry_vi_3_phaeton"], excerpts["bbc_tech"]]
 
     # A tiny byte-level BPE, trained on part of a play, as GGUF-style arrays.
@@ -226,7 +233,7 @@ def main():
     minilm.no_padding()
     expected_real = {"files": {"plays": plays, "articles": articles}}
     for name, tok in [("smollm2", smol), ("minilm", minilm)]:
-        entry = {"cases": cases(tok, texts), "whole_files": {}}
+        entry = {"cases": cases(tok, tiny_texts), "whole_files": {}}
         for rel in [os.path.join("shakespeare", p) for p in plays] + [os.path.join("bbc", a) for a in articles]:
             root = plays_dir if rel.startswith("shakespeare") else bbc_dir
             text = read(os.path.join(root, rel.split("/", 1)[1]))
