@@ -91,3 +91,32 @@ import Testing
         #expect(!tokenizer.addsSpecialTokens)
     }
 }
+
+/// Other normalizers and pre-tokenizers (NFD/NFKC/NFKD/Lowercase, Whitespace, WhitespaceSplit,
+/// Digits, Split with a regex or a literal in every behavior, ByteLevel with a prefix space)
+/// swapped into the small BPE, against `tokenizers`.
+@Suite struct TokenizerPipelineTests {
+    struct Pipeline: Decodable {
+        var cases: [TokenizerFixtures.Case]
+    }
+
+    @Test func pipelinesMatchTokenizers() throws {
+        let fixture = try JSONSerialization.jsonObject(with: TokenizerFixtures.data("expected_tiny.json")) as! [String: Any]
+        let pipelines = try #require(fixture["pipelines"] as? [[String: Any]])
+        #expect(pipelines.count == 19)
+        let base = try TokenizerFixtures.tinyBPE(pre: "gpt-2")
+        for pipeline in pipelines {
+            var json = try #require(try JSONSerialization.jsonObject(with: base.tokenizerJSON()) as? [String: Any])
+            json["normalizer"] = pipeline["normalizer"]
+            json["pre_tokenizer"] = pipeline["pre_tokenizer"]
+            let tokenizer = try Tokenizer(tokenizerJSON: JSONSerialization.data(withJSONObject: json), path: "pipeline.json")
+            let cases = try JSONDecoder().decode(Pipeline.self, from: JSONSerialization.data(withJSONObject: pipeline)).cases
+            for entry in cases {
+                #expect(tokenizer.encode(entry.text, addSpecialTokens: false) == entry.ids,
+                        "\(String(describing: pipeline["pre_tokenizer"])) \(entry.text.debugDescription)")
+            }
+            let reloaded = try Tokenizer(tokenizerJSON: tokenizer.tokenizerJSON(), path: "written.json")
+            #expect(cases.allSatisfy { reloaded.encode($0.text, addSpecialTokens: false) == $0.ids })
+        }
+    }
+}

@@ -114,6 +114,42 @@ def LLAMA3_PATTERN_RE():
     return Regex(LLAMA3_PATTERN)
 
 
+PIPELINE_TEXTS = [
+    "Hello, World!  It's 2024: naïve CAFÉ\u0301 costs $3.50.\n\tNew line  ",
+    "one  two\u00a0three--four...five 12 345 ½ Ⅻ",
+    "  x  ", "", "\r\n\r\n", "ÀÉÎ ﬁ ß İ",
+]
+
+
+def pipeline_cases(tokens, types, merges):
+    """The tiny BPE behind other normalizers and pre-tokenizers (the Swift test swaps them in)."""
+    from tokenizers import Regex
+    no_regex = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    variants = [
+        (normalizers.Sequence([normalizers.NFD(), normalizers.Lowercase()]),
+         pre_tokenizers.Sequence([pre_tokenizers.Whitespace(), no_regex])),
+        (normalizers.NFKC(), pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), no_regex])),
+        (normalizers.NFKD(), pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=False), no_regex])),
+        (None, pre_tokenizers.ByteLevel(add_prefix_space=True, use_regex=True)),
+    ]
+    for behavior in ["removed", "isolated", "merged_with_previous", "merged_with_next", "contiguous"]:
+        for invert in [False, True]:
+            variants.append((None, pre_tokenizers.Sequence([
+                pre_tokenizers.Split(Regex(r"[\s,.]+|\d"), behavior=behavior, invert=invert), no_regex])))
+        variants.append((normalizers.Lowercase(), pre_tokenizers.Sequence([
+            pre_tokenizers.Split(" ", behavior=behavior), no_regex])))
+    result = []
+    for normalizer, pre_tokenizer in variants:
+        tok = byte_level_from_arrays(tokens, types, merges, "gpt-2")
+        if normalizer is not None:
+            tok.normalizer = normalizer
+        tok.pre_tokenizer = pre_tokenizer
+        spec = json.loads(tok.to_str())
+        result.append({"normalizer": spec["normalizer"], "pre_tokenizer": spec["pre_tokenizer"],
+                       "cases": cases(tok, PIPELINE_TEXTS, with_decode=False)})
+    return result
+
+
 def cases(tok, texts, with_decode=True):
     result = []
     for text in texts:
@@ -182,6 +218,7 @@ def main():
     for pre in ["gpt-2", "smollm", "qwen2", "llama-bpe"]:
         tok = byte_level_from_arrays(tokens, types, merges, pre)
         expected_tiny["bpe_" + pre] = cases(tok, tiny_texts if pre == "smollm" else TRICKY)
+    expected_tiny["pipelines"] = pipeline_cases(tokens, types, merges)
     tok = byte_level_from_arrays(tokens, types, merges, "smollm", add_bos_id=1)
     expected_tiny["bpe_smollm_bos1"] = cases(tok, TRICKY[:12])
     # Invalid UTF-8: lone bytes of a multi-byte scalar decode to U+FFFD.

@@ -108,6 +108,24 @@ indirect enum Decoder: Sendable {
     }
 
     static func cleanUp(_ text: String) -> String {
+        // Every pattern starts with a space and one of . ? ! , ' n d: most tokens have none.
+        let bytes = text.utf8
+        var index = bytes.startIndex
+        var candidate = false
+        while index != bytes.endIndex, !candidate {
+            let next = bytes.index(after: index)
+            if bytes[index] == 0x20, next != bytes.endIndex {
+                switch bytes[next] {
+                case UInt8(ascii: "."), UInt8(ascii: "?"), UInt8(ascii: "!"), UInt8(ascii: ","), UInt8(ascii: "'"),
+                    UInt8(ascii: "n"), UInt8(ascii: "d"):
+                    candidate = true
+                default:
+                    break
+                }
+            }
+            index = next
+        }
+        guard candidate else { return text }
         var result = text
         for (from, to) in [
             (" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),

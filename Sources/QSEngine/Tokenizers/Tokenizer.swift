@@ -57,6 +57,7 @@ package struct Tokenizer: Sendable {
     private var rawMatcher: AddedTokenMatcher
     private var normalizedMatcher: AddedTokenMatcher
     private var addedByID: [Int: AddedToken]
+    private var specialContents: Set<TokenText>
 
     init(normalizer: Normalizer?, preTokenizer: PreTokenizer?, model: TokenizerModel, addedTokens: [AddedToken],
          postProcessor: PostProcessor?, decoder: Decoder?, specialTokens: SpecialTokenIDs? = nil, path: String) {
@@ -70,6 +71,7 @@ package struct Tokenizer: Sendable {
         rawMatcher = AddedTokenMatcher(addedTokens.filter { !$0.normalized })
         normalizedMatcher = AddedTokenMatcher(addedTokens.filter { $0.normalized })
         addedByID = Dictionary(addedTokens.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        specialContents = Set(addedTokens.filter(\.special).map { TokenText($0.content) })
         self.specialTokens = SpecialTokenIDs()
         self.specialTokens = specialTokens ?? guessedSpecialTokens()
     }
@@ -133,7 +135,7 @@ package struct Tokenizer: Sendable {
                 if skipSpecialTokens && added.special { continue }
                 tokens.append(added.content)
             } else if let text = model.vocabulary.token(id) {
-                if skipSpecialTokens, let added = addedTokens.first(where: { $0.special && $0.content == text }), added.id != id { continue }
+                if skipSpecialTokens, specialContents.contains(TokenText(text)) { continue }
                 tokens.append(text)
             }
         }
