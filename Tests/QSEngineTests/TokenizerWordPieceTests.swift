@@ -51,6 +51,27 @@ import Testing
         }
     }
 
+    @Test func builtFromGGUFPhantomSpaceVocabulary() throws {
+        let json = try JSONSerialization.jsonObject(with: TokenizerFixtures.data("tiny_wordpiece.json")) as! [String: Any]
+        let vocab = (json["model"] as! [String: Any])["vocab"] as! [String: Int]
+        var tokens = [String](repeating: "", count: vocab.count)
+        for (token, id) in vocab { tokens[id] = token }
+        let control: Set = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        let types = tokens.map { control.contains($0) ? 3 : 1 }
+        let phantom = tokens.map { token in
+            control.contains(token) ? token : token.hasPrefix("##") ? String(token.dropFirst(2)) : "\u{2581}" + token
+        }
+        let tokenizer = try Tokenizer(
+            ggufTokens: phantom, tokenTypes: types, merges: nil, model: "bert", pre: nil, bosId: nil, eosId: nil,
+            unkId: tokens.firstIndex(of: "[UNK]"), padId: tokens.firstIndex(of: "[PAD]"), addBOS: nil, path: "bert.gguf")
+        #expect(tokenizer.clsID == tokens.firstIndex(of: "[CLS]") && tokenizer.sepID == tokens.firstIndex(of: "[SEP]"))
+        for entry in try TokenizerFixtures.tinyCases("wordpiece") {
+            #expect(tokenizer.encode(entry.text, addSpecialTokens: false) == entry.ids, "\(entry.text.debugDescription)")
+            #expect(tokenizer.encode(entry.text, addSpecialTokens: true) == (entry.ids_special ?? entry.ids))
+            #expect(tokenizer.decode(entry.ids, skipSpecialTokens: false) == (entry.decoded ?? entry.text))
+        }
+    }
+
     @Test func specialTokensFromConfig() throws {
         var tokenizer = try TokenizerFixtures.tinyWordPiece()
         let config = Data(#"{"cls_token": "[SEP]", "mask_token": "[MASK]", "pad_token": {"content": "[MASK]"}}"#.utf8)

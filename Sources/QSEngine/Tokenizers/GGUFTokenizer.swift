@@ -22,6 +22,11 @@ extension Tokenizer {
                 throw EngineError(path: path, subject: "tokenizer.ggml.\(key)", "id \(id) is outside the vocabulary of \(tokens.count) tokens")
             }
         }
+        if addBOS == true, bosId == nil {
+            throw EngineError(path: path, subject: "tokenizer.ggml.add_bos_token", "is set but there is no tokenizer.ggml.bos_token_id")
+        }
+        var tokens = tokens
+        if model == "bert" { tokens = Self.wordPieceSpelling(tokens, tokenTypes: tokenTypes) }
         let vocabulary: Vocabulary
         do {
             vocabulary = try Vocabulary(tokens.enumerated().map { ($1, $0) })
@@ -121,6 +126,20 @@ extension Tokenizer {
                 specialTokens: special, path: path)
         default:
             throw EngineError(path: path, subject: "tokenizer.ggml.model", "unsupported tokenizer model '\(model)' (supported: gpt2, bert)")
+        }
+    }
+
+    /// llama.cpp's converter writes a WordPiece vocabulary in "phantom space" spelling: a word
+    /// start gains a leading U+2581, a continuation loses its `##`, control tokens (or, in
+    /// older files, `[...]` tokens) stay as they are. This undoes it, when the vocabulary is
+    /// spelled that way.
+    static func wordPieceSpelling(_ tokens: [String], tokenTypes: [Int]?) -> [String] {
+        guard tokens.contains(where: { $0.hasPrefix("\u{2581}") }) else { return tokens }
+        return tokens.enumerated().map { id, token in
+            if tokenTypes?[id] == GGUFTokenType.control.rawValue { return token }
+            if token.hasPrefix("\u{2581}") { return String(token.unicodeScalars.dropFirst()) }
+            if token.hasPrefix("[") && token.hasSuffix("]") { return token }
+            return "##" + token
         }
     }
 }
