@@ -3,7 +3,7 @@ import Synchronization
 /// Byte-pair encoding: a word starts as one symbol per scalar and adjacent symbols are merged,
 /// lowest merge rank first (leftmost on ties), until no listed merge applies.
 struct BPEModel: Sendable {
-    var vocabulary: Vocabulary
+    var vocabulary: TokenVocabulary
     /// The merges in rank order, as token texts.
     var merges: [(String, String)]
     var unknownToken: String?
@@ -14,11 +14,13 @@ struct BPEModel: Sendable {
     private var scalarIDs: [UInt32: Int32] = [:]
     private let cache = WordCache()
 
+    /// A merge's rank (lower merges first) and the id of the token it makes.
     struct Merge { var rank: Int32; var id: Int32 }
 
+    /// Why merges cannot be built: a part or the result of a merge is not in the vocabulary.
     enum BuildError: Error { case unknownMergePart(String) }
 
-    init(vocabulary: Vocabulary, merges: [(String, String)], unknownToken: String?, fuseUnknown: Bool, ignoreMerges: Bool) throws(BuildError) {
+    init(vocabulary: TokenVocabulary, merges: [(String, String)], unknownToken: String?, fuseUnknown: Bool, ignoreMerges: Bool) throws(BuildError) {
         self.vocabulary = vocabulary
         self.merges = merges
         self.unknownToken = unknownToken
@@ -100,6 +102,7 @@ struct BPEModel: Sendable {
 
     private func pairKey(_ left: Int32, _ right: Int32) -> UInt64 { UInt64(UInt32(left)) << 32 | UInt64(UInt32(right)) }
 
+    /// A symbol of a word being merged, linked to its live neighbours.
     private struct Symbol {
         var id: Int32
         var previous: Int32 = -1
@@ -110,6 +113,7 @@ struct BPEModel: Sendable {
 
 /// A binary min-heap of candidate merges, ordered by rank, then position.
 private struct MergeQueue {
+    /// A candidate merge of the symbol at `position` with the next one into `id`.
     struct Entry {
         var rank: Int32
         var position: Int32

@@ -27,9 +27,9 @@ extension Tokenizer {
         }
         var tokens = tokens
         if model == "bert" { tokens = Self.wordPieceSpelling(tokens, tokenTypes: tokenTypes) }
-        let vocabulary: Vocabulary
+        let vocabulary: TokenVocabulary
         do {
-            vocabulary = try Vocabulary(tokens.enumerated().map { ($1, $0) })
+            vocabulary = try TokenVocabulary(tokens.enumerated().map { ($1, $0) })
         } catch {
             switch error {
             case .duplicate(let text): throw EngineError(path: path, subject: "tokenizer.ggml.tokens", "token '\(text)' appears twice")

@@ -63,13 +63,13 @@ indirect enum PostProcessor: Sendable {
 }
 
 /// A tokenizer.json decoder: turns tokens back into text.
-indirect enum Decoder: Sendable {
+indirect enum TokenDecoder: Sendable {
     /// Each scalar back to its byte; the bytes read as UTF-8, invalid sequences replaced.
     case byteLevel(addPrefixSpace: Bool, trimOffsets: Bool, useRegex: Bool)
     /// Tokens joined with spaces, the continuation prefix joined without; with `cleanup`,
     /// spaces before punctuation and contractions removed.
     case wordPiece(prefix: String, cleanup: Bool)
-    case sequence([Decoder])
+    case sequence([TokenDecoder])
 
     func decode(_ tokens: [String]) -> [String] {
         switch self {

@@ -46,7 +46,7 @@ enum SplitPattern: Sendable {
         var result: [Range<Int>] = []
         switch self {
         case .gpt2, .llama3:
-            let classes = text.map(CharacterClass.init)
+            let classes = text.map(ScalarClass.init)
             let base = text.startIndex
             text.withContiguousStorageIfAvailable { scalars in
                 classes.withUnsafeBufferPointer { classes in
@@ -98,20 +98,20 @@ enum SplitPattern: Sendable {
         return nil
     }
 
-    private static func run(_ classes: UnsafeBufferPointer<CharacterClass>, from start: Int, _ kind: CharacterClass, limit: Int = .max) -> Int {
+    private static func run(_ classes: UnsafeBufferPointer<ScalarClass>, from start: Int, _ kind: ScalarClass, limit: Int = .max) -> Int {
         var end = start
         while end < classes.count, classes[end] == kind, end - start < limit { end += 1 }
         return end
     }
 
     /// `\s+(?!\S)|\s+` at a whitespace scalar.
-    private static func whitespaceMatch(_ classes: UnsafeBufferPointer<CharacterClass>, _ i: Int) -> Int {
+    private static func whitespaceMatch(_ classes: UnsafeBufferPointer<ScalarClass>, _ i: Int) -> Int {
         let end = run(classes, from: i, .whitespace)
         if end == classes.count || end - i == 1 { return end }
         return end - 1
     }
 
-    static func gpt2Match(_ s: UnsafeBufferPointer<Unicode.Scalar>, _ classes: UnsafeBufferPointer<CharacterClass>, _ i: Int) -> Int {
+    static func gpt2Match(_ s: UnsafeBufferPointer<Unicode.Scalar>, _ classes: UnsafeBufferPointer<ScalarClass>, _ i: Int) -> Int {
         if let end = isApostropheSuffix(s, i, caseInsensitive: false) { return end }
         var start = i
         if s[i] == " ", i + 1 < s.count, classes[i + 1] != .whitespace { start = i + 1 }
@@ -120,7 +120,7 @@ enum SplitPattern: Sendable {
         return run(classes, from: start + 1, kind)
     }
 
-    static func llama3Match(_ s: UnsafeBufferPointer<Unicode.Scalar>, _ classes: UnsafeBufferPointer<CharacterClass>, _ i: Int, maxDigits: Int) -> Int {
+    static func llama3Match(_ s: UnsafeBufferPointer<Unicode.Scalar>, _ classes: UnsafeBufferPointer<ScalarClass>, _ i: Int, maxDigits: Int) -> Int {
         if let end = isApostropheSuffix(s, i, caseInsensitive: true) { return end }
         let scalar = s[i]
         let kind = classes[i]

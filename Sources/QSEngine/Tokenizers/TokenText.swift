@@ -16,7 +16,7 @@ struct TokenText: Hashable, Sendable {
 }
 
 /// A vocabulary: token text to id and back.
-struct Vocabulary: Sendable {
+struct TokenVocabulary: Sendable {
     private(set) var ids: [TokenText: Int] = [:]
     /// The text of each id (nil where no token has that id).
     private(set) var tokens: [String?] = []
@@ -24,7 +24,7 @@ struct Vocabulary: Sendable {
     init() {}
 
     /// Fails (returning the text) on a token that appears twice or an id below zero.
-    init(_ entries: some Sequence<(String, Int)>) throws(VocabularyError) {
+    init(_ entries: some Sequence<(String, Int)>) throws(TokenVocabularyError) {
         for (text, id) in entries {
             guard id >= 0 else { throw .negativeID(text) }
             guard ids.updateValue(id, forKey: TokenText(text)) == nil else { throw .duplicate(text) }
@@ -45,6 +45,7 @@ struct Vocabulary: Sendable {
     var ordered: [(String, Int)] { tokens.enumerated().compactMap { id, text in text.map { ($0, id) } } }
 }
 
-enum VocabularyError: Error {
+/// Why a vocabulary cannot be built.
+enum TokenVocabularyError: Error {
     case duplicate(String), negativeID(String)
 }

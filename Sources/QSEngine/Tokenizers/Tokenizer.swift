@@ -5,7 +5,7 @@ enum TokenizerModel: Sendable {
     case bpe(BPEModel)
     case wordPiece(WordPieceModel)
 
-    var vocabulary: Vocabulary {
+    var vocabulary: TokenVocabulary {
         switch self {
         case .bpe(let model): return model.vocabulary
         case .wordPiece(let model): return model.vocabulary
@@ -48,7 +48,7 @@ package struct Tokenizer: Sendable {
     var preTokenizer: PreTokenizer?
     var model: TokenizerModel
     var postProcessor: PostProcessor?
-    var decoder: Decoder?
+    var decoder: TokenDecoder?
     /// Tokens added on top of the model's vocabulary, special or not.
     package private(set) var addedTokens: [AddedToken]
     package var specialTokens: SpecialTokenIDs
@@ -60,7 +60,7 @@ package struct Tokenizer: Sendable {
     private var specialContents: Set<TokenText>
 
     init(normalizer: Normalizer?, preTokenizer: PreTokenizer?, model: TokenizerModel, addedTokens: [AddedToken],
-         postProcessor: PostProcessor?, decoder: Decoder?, specialTokens: SpecialTokenIDs? = nil, path: String) {
+         postProcessor: PostProcessor?, decoder: TokenDecoder?, specialTokens: SpecialTokenIDs? = nil, path: String) {
         self.normalizer = normalizer
         self.preTokenizer = preTokenizer
         self.model = model
@@ -84,7 +84,7 @@ package struct Tokenizer: Sendable {
         } catch {
             throw EngineError(path: path, "not valid JSON: \(error.localizedDescription)")
         }
-        let root = try JSONObject(parsed, path: path, location: "")
+        let root = try TokenizerJSONObject(parsed, path: path, location: "")
         var addedTokens: [AddedToken] = []
         if root.has("added_tokens") {
             for entry in try root.objects("added_tokens") { addedTokens.append(try TokenizerJSON.addedToken(entry)) }
@@ -172,7 +172,7 @@ package struct Tokenizer: Sendable {
 
     /// The tokenizer as a tokenizer.json that `tokenizers` loads and that gives the same ids.
     package func tokenizerJSON() -> Data {
-        JSONValue.object([
+        OrderedJSON.object([
             ("version", .string("1.0")),
             ("truncation", .null),
             ("padding", .null),
@@ -195,7 +195,7 @@ package struct Tokenizer: Sendable {
         } catch {
             throw EngineError(path: path, "not valid JSON: \(error.localizedDescription)")
         }
-        let config = try JSONObject(parsed, path: path, location: "")
+        let config = try TokenizerJSONObject(parsed, path: path, location: "")
         func lookup(_ key: String) throws(EngineError) -> Int?? {
             guard config.has(key) else { return .none }
             let value = config.members[key]

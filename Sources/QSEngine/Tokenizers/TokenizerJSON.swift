@@ -2,7 +2,7 @@ import Foundation
 
 /// Reading and writing the components of a Hugging Face tokenizer.json.
 enum TokenizerJSON {
-    static func normalizer(_ json: JSONObject) throws(EngineError) -> Normalizer {
+    static func normalizer(_ json: TokenizerJSONObject) throws(EngineError) -> Normalizer {
         let type = try json.string("type")
         switch type {
         case "NFC": return .nfc
@@ -25,7 +25,7 @@ enum TokenizerJSON {
         }
     }
 
-    static func json(_ normalizer: Normalizer) -> JSONValue {
+    static func json(_ normalizer: Normalizer) -> OrderedJSON {
         switch normalizer {
         case .nfc: return .object([("type", .string("NFC"))])
         case .nfd: return .object([("type", .string("NFD"))])
@@ -43,7 +43,7 @@ enum TokenizerJSON {
         }
     }
 
-    static func preTokenizer(_ json: JSONObject) throws(EngineError) -> PreTokenizer {
+    static func preTokenizer(_ json: TokenizerJSONObject) throws(EngineError) -> PreTokenizer {
         let type = try json.string("type")
         switch type {
         case "ByteLevel":
@@ -83,7 +83,7 @@ enum TokenizerJSON {
         }
     }
 
-    static func json(_ preTokenizer: PreTokenizer) -> JSONValue {
+    static func json(_ preTokenizer: PreTokenizer) -> OrderedJSON {
         switch preTokenizer {
         case .byteLevel(let addPrefixSpace, let trimOffsets, let useRegex):
             return .object([
@@ -106,11 +106,11 @@ enum TokenizerJSON {
         }
     }
 
-    static func postProcessor(_ json: JSONObject) throws(EngineError) -> PostProcessor {
+    static func postProcessor(_ json: TokenizerJSONObject) throws(EngineError) -> PostProcessor {
         let type = try json.string("type")
         func pair(_ name: String) throws(EngineError) -> (String, Int) {
             guard let items = json.members[name] as? [Any], items.count == 2, let text = items[0] as? String,
-                let id = JSONObject.integer(items[1])
+                let id = TokenizerJSONObject.integer(items[1])
             else { throw json.error(name, "expected [token, id]") }
             return (text, id)
         }
@@ -145,7 +145,7 @@ enum TokenizerJSON {
             for name in specials.members.keys.sorted() {
                 let entry = try specials.object(name)
                 let ids = try entry.array("ids").map { (value: Any) throws(EngineError) -> Int in
-                    guard let id = JSONObject.integer(value) else { throw entry.error("ids", "expected integers") }
+                    guard let id = TokenizerJSONObject.integer(value) else { throw entry.error("ids", "expected integers") }
                     return id
                 }
                 let tokens = try entry.array("tokens").compactMap { $0 as? String }
@@ -161,9 +161,9 @@ enum TokenizerJSON {
         }
     }
 
-    static func json(_ processor: PostProcessor) -> JSONValue {
-        func pair(_ value: (String, Int)) -> JSONValue { .array([.string(value.0), .int(value.1)]) }
-        func pieces(_ items: [PostProcessor.TemplatePiece]) -> JSONValue {
+    static func json(_ processor: PostProcessor) -> OrderedJSON {
+        func pair(_ value: (String, Int)) -> OrderedJSON { .array([.string(value.0), .int(value.1)]) }
+        func pieces(_ items: [PostProcessor.TemplatePiece]) -> OrderedJSON {
             .array(items.map { item in
                 switch item {
                 case .special(let name, let typeID):
@@ -201,7 +201,7 @@ enum TokenizerJSON {
         }
     }
 
-    static func decoder(_ json: JSONObject) throws(EngineError) -> Decoder {
+    static func decoder(_ json: TokenizerJSONObject) throws(EngineError) -> TokenDecoder {
         let type = try json.string("type")
         switch type {
         case "ByteLevel":
@@ -212,7 +212,7 @@ enum TokenizerJSON {
         case "WordPiece":
             return .wordPiece(prefix: try json.optionalString("prefix") ?? "##", cleanup: try json.bool("cleanup", default: true))
         case "Sequence":
-            var steps: [Decoder] = []
+            var steps: [TokenDecoder] = []
             for step in try json.objects("decoders") { steps.append(try decoder(step)) }
             return .sequence(steps)
         default:
@@ -220,7 +220,7 @@ enum TokenizerJSON {
         }
     }
 
-    static func json(_ decoder: Decoder) -> JSONValue {
+    static func json(_ decoder: TokenDecoder) -> OrderedJSON {
         switch decoder {
         case .byteLevel(let addPrefixSpace, let trimOffsets, let useRegex):
             return .object([
@@ -234,16 +234,16 @@ enum TokenizerJSON {
         }
     }
 
-    static func vocabulary(_ json: JSONObject) throws(EngineError) -> Vocabulary {
+    static func vocabulary(_ json: TokenizerJSONObject) throws(EngineError) -> TokenVocabulary {
         let entries = try json.object("vocab")
         var pairs: [(String, Int)] = []
         pairs.reserveCapacity(entries.members.count)
         for (text, value) in entries.members {
-            guard let id = JSONObject.integer(value) else { throw entries.error(text, "expected an integer id") }
+            guard let id = TokenizerJSONObject.integer(value) else { throw entries.error(text, "expected an integer id") }
             pairs.append((text, id))
         }
         do {
-            return try Vocabulary(pairs)
+            return try TokenVocabulary(pairs)
         } catch {
             switch error {
             case .duplicate(let text): throw entries.error(text, "token appears twice")
@@ -252,7 +252,7 @@ enum TokenizerJSON {
         }
     }
 
-    static func model(_ json: JSONObject) throws(EngineError) -> TokenizerModel {
+    static func model(_ json: TokenizerJSONObject) throws(EngineError) -> TokenizerModel {
         let type = try json.optionalString("type") ?? (json.has("merges") ? "BPE" : "")
         switch type {
         case "BPE":
@@ -302,7 +302,7 @@ enum TokenizerJSON {
         }
     }
 
-    static func json(_ model: TokenizerModel) -> JSONValue {
+    static func json(_ model: TokenizerModel) -> OrderedJSON {
         switch model {
         case .bpe(let bpe):
             let spaced = bpe.merges.contains { $0.0.contains(" ") || $0.1.contains(" ") }
@@ -324,14 +324,14 @@ enum TokenizerJSON {
         }
     }
 
-    static func addedToken(_ json: JSONObject) throws(EngineError) -> AddedToken {
+    static func addedToken(_ json: TokenizerJSONObject) throws(EngineError) -> AddedToken {
         AddedToken(
             content: try json.string("content"), id: try json.int("id"), special: try json.bool("special", default: false),
             singleWord: try json.bool("single_word", default: false), lstrip: try json.bool("lstrip", default: false),
             rstrip: try json.bool("rstrip", default: false), normalized: try json.optionalBool("normalized"))
     }
 
-    static func json(_ token: AddedToken) -> JSONValue {
+    static func json(_ token: AddedToken) -> OrderedJSON {
         .object([
             ("id", .int(token.id)), ("content", .string(token.content)), ("single_word", .bool(token.singleWord)),
             ("lstrip", .bool(token.lstrip)), ("rstrip", .bool(token.rstrip)), ("normalized", .bool(token.normalized)),

@@ -2,7 +2,7 @@
 /// pieces after the first carrying the continuation prefix; a word that cannot be cut, or is
 /// too long, is the unknown token.
 struct WordPieceModel: Sendable {
-    var vocabulary: Vocabulary
+    var vocabulary: TokenVocabulary
     var unknownToken: String
     var continuingSubwordPrefix: String
     var maxInputCharsPerWord: Int

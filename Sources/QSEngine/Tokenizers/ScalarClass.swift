@@ -1,12 +1,12 @@
 /// The Unicode character classes the tokenizers test, on Unicode scalars (what Rust's `char`
 /// and Oniguruma's `\p{..}` see), with an ASCII fast path.
-enum CharacterClass: UInt8 {
+enum ScalarClass: UInt8 {
     case letter, number, whitespace, other
 
     init(_ scalar: Unicode.Scalar) {
         let value = scalar.value
         if value < 0x80 {
-            self = CharacterClass.asciiTable[Int(value)]
+            self = ScalarClass.asciiTable[Int(value)]
             return
         }
         if scalar.properties.isWhitespace {
@@ -23,7 +23,7 @@ enum CharacterClass: UInt8 {
         }
     }
 
-    private static let asciiTable: [CharacterClass] = (0..<128).map { value in
+    private static let asciiTable: [ScalarClass] = (0..<128).map { value in
         switch value {
         case 0x09...0x0D, 0x20: return .whitespace
         case 0x30...0x39: return .number
@@ -40,7 +40,7 @@ extension Unicode.Scalar {
     }
 
     /// `char::is_numeric` in Rust: general category Nd, Nl or No.
-    var isNumericScalar: Bool { CharacterClass(self) == .number }
+    var isNumericScalar: Bool { ScalarClass(self) == .number }
 
     /// Unicode punctuation (general category P*) or ASCII punctuation, as BERT splits on.
     var isBertPunctuation: Bool {

@@ -1,16 +1,16 @@
 import Foundation
 
 /// A JSON value with ordered object keys, for writing tokenizer.json deterministically.
-indirect enum JSONValue: Sendable {
+indirect enum OrderedJSON: Sendable {
     case null
     case bool(Bool)
     case int(Int)
     case string(String)
-    case array([JSONValue])
-    case object([(String, JSONValue)])
+    case array([OrderedJSON])
+    case object([(String, OrderedJSON)])
 
-    static func optional(_ value: String?) -> JSONValue { value.map { .string($0) } ?? .null }
-    static func optional(_ value: Bool?) -> JSONValue { value.map { .bool($0) } ?? .null }
+    static func optional(_ value: String?) -> OrderedJSON { value.map { .string($0) } ?? .null }
+    static func optional(_ value: Bool?) -> OrderedJSON { value.map { .bool($0) } ?? .null }
 
     /// The UTF-8 text, pretty-printed with two-space indents for objects (arrays of
     /// scalars stay on one line).
@@ -78,7 +78,7 @@ indirect enum JSONValue: Sendable {
 }
 
 /// Typed access to a parsed JSON object, with errors that name the file and the key.
-struct JSONObject {
+struct TokenizerJSONObject {
     let members: [String: Any]
     let path: String
     /// Where this object sits in the file, as a key path ("model", "pre_tokenizer.pretokenizers[1]").
@@ -134,11 +134,11 @@ struct JSONObject {
         return try int(name)
     }
 
-    func object(_ name: String) throws(EngineError) -> JSONObject {
-        try JSONObject(members[name], path: path, location: key(name))
+    func object(_ name: String) throws(EngineError) -> TokenizerJSONObject {
+        try TokenizerJSONObject(members[name], path: path, location: key(name))
     }
 
-    func optionalObject(_ name: String) throws(EngineError) -> JSONObject? {
+    func optionalObject(_ name: String) throws(EngineError) -> TokenizerJSONObject? {
         guard has(name) else { return nil }
         return try object(name)
     }
@@ -150,10 +150,10 @@ struct JSONObject {
         return value
     }
 
-    func objects(_ name: String) throws(EngineError) -> [JSONObject] {
-        var result: [JSONObject] = []
+    func objects(_ name: String) throws(EngineError) -> [TokenizerJSONObject] {
+        var result: [TokenizerJSONObject] = []
         for (index, item) in try array(name).enumerated() {
-            result.append(try JSONObject(item, path: path, location: "\(key(name))[\(index)]"))
+            result.append(try TokenizerJSONObject(item, path: path, location: "\(key(name))[\(index)]"))
         }
         return result
     }
