@@ -26,7 +26,7 @@ package enum AtomicWrite {
     }
 
     /// Builds a folder at `path` atomically: `body` fills a temporary sibling folder (its path
-    /// is the argument), which is then renamed to `path`. An existing folder at `path` is
+    /// is the argument), which is then renamed to `path`; missing parent folders are created. An existing folder at `path` is
     /// replaced only when `replacing` is set. When `body` throws, the temporary folder is removed.
     package static func createFolder(
         at path: String, replacing: Bool = false, protecting: [String] = [], _ body: (String) throws -> Void
@@ -37,6 +37,14 @@ package enum AtomicWrite {
         let exists = fileManager.fileExists(atPath: path, isDirectory: &isDirectory)
         if exists && !replacing { throw EngineError(path: path, "already exists; choose another name or allow replacing it") }
         if exists && !isDirectory.boolValue { throw EngineError(path: path, "exists and is not a folder") }
+        let parent = parentFolder(of: path)
+        if !fileManager.fileExists(atPath: parent) {
+            do {
+                try fileManager.createDirectory(atPath: parent, withIntermediateDirectories: true)
+            } catch {
+                throw EngineError(path: parent, "cannot create folder: \(error.localizedDescription)")
+            }
+        }
         let temporary = temporarySibling(of: path)
         guard mkdir(temporary, 0o755) == 0 else { throw EngineError(path: path, "cannot create a folder next to it: \(errorText())") }
         do {
