@@ -21,7 +21,7 @@ import Testing
                 previousEnd = tensor.offset + tensor.byteCount
             }
             if tensor.offset >= 0, tensor.byteCount >= 0, tensor.offset + tensor.byteCount <= size {
-                #expect(tensor.bytes.elementsEqual(raw[tensor.offset ..< tensor.offset + tensor.byteCount]))
+                #expect(tensor.withBytes { $0.elementsEqual(raw[tensor.offset ..< tensor.offset + tensor.byteCount]) })
             }
         }
     }

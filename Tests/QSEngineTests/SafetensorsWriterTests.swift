@@ -59,7 +59,7 @@ struct SeededBytes {
             let source = try #require(tensors.first { $0.name == tensor.name })
             #expect(tensor.dtype == source.dtype)
             #expect(tensor.shape == source.shape)
-            #expect(Array(tensor.bytes) == expected[tensor.name])
+            #expect(tensor.withBytes { Array($0) } == expected[tensor.name])
             #expect(tensor.offset % tensor.dtype.bytesPerBlock == 0, "\(tensor.name) aligned")
         }
         let sizes = file.tensors.map(\.dtype.bytesPerBlock)
@@ -80,7 +80,7 @@ struct SeededBytes {
         for tensor in copy.tensors {
             let original = try #require(source.tensor(named: tensor.name))
             #expect(tensor.dtype == original.dtype && tensor.shape == original.shape)
-            #expect(Array(tensor.bytes) == Array(original.bytes), "\(tensor.name)")
+            #expect(tensor.withBytes { Array($0) } == original.withBytes { Array($0) }, "\(tensor.name)")
         }
     }
 
@@ -111,7 +111,7 @@ struct SeededBytes {
         let checkpoint = try SafetensorsCheckpoint.open(folder)
         #expect(checkpoint.tensors.count == tensors.count)
         for tensor in checkpoint.tensors {
-            #expect(Array(tensor.bytes) == expected[tensor.name], "\(tensor.name)")
+            #expect(tensor.withBytes { Array($0) } == expected[tensor.name], "\(tensor.name)")
             let shard = (tensor.file.path as NSString).lastPathComponent
             #expect(weightMap.first { $0.key == tensor.name }?.value == .string(shard))
         }
@@ -129,7 +129,7 @@ struct SeededBytes {
         #expect(try Self.files(in: folder).count == 4)
         let checkpoint = try SafetensorsCheckpoint.open(folder)
         #expect(checkpoint.tensors.map(\.name) == ["small", "big", "small2"])
-        #expect(checkpoint.tensors[1].bytes.allSatisfy { $0 == 1 })
+        #expect(checkpoint.tensors[1].withBytes { $0.allSatisfy { $0 == 1 } })
     }
 
     @Test func rewritingReplacesTheOtherLayout() throws {
@@ -143,7 +143,7 @@ struct SeededBytes {
         try SafetensorsWriter.write(tensors, metadata: [:], toFolder: folder, maxShardBytes: 100)
         #expect(try !Self.files(in: folder).contains("model.safetensors"))
         let checkpoint = try SafetensorsCheckpoint.open(folder)
-        #expect(Dictionary(uniqueKeysWithValues: checkpoint.tensors.map { ($0.name, Array($0.bytes)) }) == expected)
+        #expect(Dictionary(uniqueKeysWithValues: checkpoint.tensors.map { ($0.name, $0.withBytes { Array($0) }) }) == expected)
     }
 
     struct Failure: Error {}
@@ -172,7 +172,7 @@ struct SeededBytes {
         }
         #expect(try Self.files(in: existing) == ["model.safetensors"], "no temporary or partial file")
         let kept = try SafetensorsFile(path: existing + "/model.safetensors")
-        #expect(Dictionary(uniqueKeysWithValues: kept.tensors.map { ($0.name, Array($0.bytes)) }) == expected)
+        #expect(Dictionary(uniqueKeysWithValues: kept.tensors.map { ($0.name, $0.withBytes { Array($0) }) }) == expected)
     }
 
     @Test func rejectsWhatSafetensorsCannotHold() throws {

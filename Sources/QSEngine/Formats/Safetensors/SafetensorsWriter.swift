@@ -30,11 +30,13 @@ package struct TensorToWrite {
     /// A tensor whose bytes are copied unchanged from a stored tensor of a plain dtype.
     package init(copying tensor: StoredTensor, name: String? = nil) throws {
         try self.init(name: name ?? tensor.name, dtype: tensor.dtype, shape: tensor.shape) { buffer in
-            let source = tensor.bytes
-            guard source.count == buffer.count else {
-                throw EngineError(path: tensor.file.path, subject: tensor.name, "stored bytes (\(source.count)) do not match the shape (\(buffer.count))")
+            try tensor.withBytes { source in
+                guard source.count == buffer.count else {
+                    throw EngineError(
+                        path: tensor.file.path, subject: tensor.name, "stored bytes (\(source.count)) do not match the shape (\(buffer.count))")
+                }
+                buffer.copyMemory(from: source)
             }
-            buffer.copyMemory(from: source)
         }
     }
 }
