@@ -82,6 +82,8 @@ def retag_dtype(path, name, dtype):
     n = int.from_bytes(data[:8], "little")
     header = json.loads(data[8 : 8 + n])
     header[name]["dtype"] = dtype
+    # The package orders __metadata__ by hash; sorting keeps the fixture reproducible.
+    header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
     text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
     text += b" " * (-len(text) % 8)
     with open(path, "wb") as f:
