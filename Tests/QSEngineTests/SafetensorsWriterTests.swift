@@ -178,6 +178,9 @@ struct SeededBytes {
     @Test func rejectsWhatSafetensorsCannotHold() throws {
         #expect(throws: EngineError.self) { try TensorToWrite(name: "q", dtype: .q4_0, shape: [32]) { _ in } }
         #expect(throws: EngineError.self) { try TensorToWrite(name: "big", dtype: .f32, shape: [Int.max / 2, 4]) { _ in } }
+        var permuted = try #require(try SafetensorsFile(path: SafetensorsFixtures.allDTypes).tensor(named: "b.f32"))
+        permuted.rotaryPermutationHeads = 1
+        #expect(throws: EngineError.self) { try TensorToWrite(copying: permuted) }
         let folder = try SafetensorsFixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let a = try TensorToWrite(name: "a", dtype: .u8, shape: [1]) { _ in }

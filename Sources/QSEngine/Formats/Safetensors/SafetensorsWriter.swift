@@ -5,8 +5,8 @@ import Foundation
 /// that only one tensor's bytes need to exist at a time.
 package struct TensorToWrite {
     package var name: String
-    package var dtype: DType
-    package var shape: [Int]
+    package let dtype: DType
+    package let shape: [Int]
     /// Bytes the data takes (elements × element size).
     package let byteCount: Int
     /// Fills the buffer (pre-zeroed, `byteCount` bytes) with the tensor's data.
@@ -28,7 +28,12 @@ package struct TensorToWrite {
     }
 
     /// A tensor whose bytes are copied unchanged from a stored tensor of a plain dtype.
+    /// Throws for a tensor stored permuted (GGUF q/k projections), whose bytes need converting.
     package init(copying tensor: StoredTensor, name: String? = nil) throws {
+        guard tensor.rotaryPermutationHeads == nil else {
+            throw EngineError(
+                path: tensor.file.path, subject: tensor.name, "is stored permuted for rotary embedding; its bytes cannot be copied as they are")
+        }
         try self.init(name: name ?? tensor.name, dtype: tensor.dtype, shape: tensor.shape) { buffer in
             try tensor.withBytes { source in
                 guard source.count == buffer.count else {
@@ -80,7 +85,6 @@ package enum SafetensorsWriter {
     private static func writeShards(
         _ tensors: [TensorToWrite], metadata: [String: String], folder: String, maxShardBytes: Int
     ) throws -> [String] {
-
         var shards: [[Int]] = [[]]
         var shardBytes = 0
         for (index, tensor) in tensors.enumerated() {
