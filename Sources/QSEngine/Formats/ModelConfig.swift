@@ -29,6 +29,13 @@ package struct ModelConfig: Sendable, Equatable {
     package var typeVocabSize: Int
     package var bosTokenId: Int?
     package var eosTokenId: Int?
+    /// Further end-of-sequence ids after `eosTokenId` (config.json may list several).
+    package var extraEosTokenIds: [Int] = []
+    /// The dtype config.json records (`torch_dtype`: "float32", "float16", "bfloat16").
+    package var torchDType: String?
+    /// config.json keys qs does not interpret (pad_token_id, sliding_window, architectures, ...),
+    /// kept so that a saved config carries them, and where an exporter adds `quantization_config`.
+    package var extraConfigKeys: [String: StrictJSON] = [:]
 
     package init(
         architecture: Architecture, vocabSize: Int, hiddenSize: Int, intermediateSize: Int,

@@ -37,4 +37,11 @@ package struct StoredTensor: Sendable {
     package var bytes: UnsafeRawBufferPointer {
         file.slice(offset: offset, length: byteCount) ?? UnsafeRawBufferPointer(start: nil, count: 0)
     }
+
+    /// Runs `body` on the stored bytes while keeping the mapping alive. Prefer it to `bytes`
+    /// where nothing else holds the tensor: an optimised build may release the tensor, and
+    /// unmap its file, right after `bytes` is read.
+    package func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withExtendedLifetime(file) { try body(bytes) }
+    }
 }
