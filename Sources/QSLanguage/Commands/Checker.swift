@@ -6,6 +6,8 @@ package struct Checker {
     /// Finds and reads the file a `use` names, given the importing file. Without one, imports are
     /// not followed (and recipes they define count as unknown commands).
     package var resolveImport: ((ImportTarget, SourceFile) -> Result<SourceFile, Diagnostic>)?
+    /// Variables that exist before the file runs (a REPL session's).
+    package var knownVariables: Set<String> = []
 
     package init(table: CommandTable, resolveImport: ((ImportTarget, SourceFile) -> Result<SourceFile, Diagnostic>)? = nil) {
         self.table = table
@@ -32,7 +34,7 @@ package struct Checker {
         }
         for unit in state.units {
             var walker = ScopeWalker(file: unit.file, binder: Binder(table: commands))
-            walker.globals = Set(unit.statements.compactMap { statement in
+            walker.globals = knownVariables.union(unit.statements.compactMap { statement in
                 if case .letBinding(let name, _) = statement.kind { name.text } else { nil }
             })
             walker.walk(unit.statements)
