@@ -95,7 +95,7 @@ package struct Binder: Sendable {
                     diagnostics.append(.flagWithValue(key.text, file: file, range: argument.range).fixing(argument.range, with: key.text))
                 } else {
                     let names = spec.options.map(\.name) + spec.positionals.map(\.name)
-                    diagnostics.append(.unknownOption(key.text, command: spec.name, suggestions: closeMatches(to: key.text, among: names), valid: spec.options.map(\.name), file: file, range: key.range))
+                    diagnostics.append(.unknownOption(key.text, command: spec.name, suggestions: closeMatches(to: key.text, among: names), valid: spec.options.map(\.name) + spec.positionals.map(\.name), file: file, range: key.range))
                 }
             case .positional(let value):
                 if case .word(let word) = value.kind, !isVariable(word), spec.flags.contains(where: { $0.name == word }) {

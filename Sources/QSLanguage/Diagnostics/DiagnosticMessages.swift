@@ -177,7 +177,12 @@ extension Diagnostic {
     package static func badValue(_ problem: ValueProblem, argument: String, command: String, file: SourceFile, range: SourceRange) -> Diagnostic {
         switch problem {
         case .wrongType(let expected, let found):
-            return error("'\(argument)' of '\(command)' expects \(expected), found \(found.kindName) \(found.shown)", file, range)
+            let shown: String =
+                switch found {
+                case .record, .none, .list: found.kindName
+                default: "'\(found.shown)' (\(found.kindName))"
+                }
+            return error("'\(argument)' of '\(command)' expects \(expected), found \(shown)", file, range)
         case .notInteger(let value):
             return error("'\(argument)' of '\(command)' expects an integer, found \(formatNumber(value))", file, range)
         case .outOfRange(let value, let range_):

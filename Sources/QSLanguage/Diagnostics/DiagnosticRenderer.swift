@@ -98,7 +98,7 @@ package struct DiagnosticRenderer: Sendable {
         let underlineEnd = min(range.end, line.end)
         let width = underlineEnd > range.start ? file.characterCount(file.bytes[range.start..<underlineEnd]) : 1
         let marker = "^" + String(repeating: "~", count: max(0, width - 1))
-        return style.decorate(gutter + " |", as: .gutter) + " " + String(text) + "\n"
+        return style.decorate(gutter + " |", as: .gutter) + (text.isEmpty ? "" : " " + String(text)) + "\n"
             + style.decorate(blank + " |", as: .gutter) + " " + String(repeating: " ", count: location.column - 1)
             + style.decorate(marker, as: .highlight) + "\n"
     }

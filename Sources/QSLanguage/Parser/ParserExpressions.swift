@@ -29,7 +29,6 @@ extension Parser {
             }
             try enter()
             applied += 1
-            skipNewlines()
             let right = try parseBinary(minimumPrecedence: op.precedence + 1)
             left = Expression(.binary(op, left, right), left.range.union(right.range))
         }
@@ -124,6 +123,11 @@ extension Parser {
             advance()
             let word = text(token)
             if !argument, let chain = memberChain(word, at: token.range.start) {
+                if depth + chain.count > Parser.maxNestingDepth {
+                    abandoned = true
+                    diagnostics.append(.nestingTooDeep(limit: Parser.maxNestingDepth, file: file, range: token.range))
+                    throw Failure()
+                }
                 var result = Expression(.variable(chain[0].text), chain[0].range)
                 for member in chain.dropFirst() {
                     result = Expression(.member(result, member), result.range.union(member.range))
