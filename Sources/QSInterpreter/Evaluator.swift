@@ -29,7 +29,14 @@ struct Evaluator {
     mutating func execute(_ statement: Statement, in scope: Environment) throws -> Value {
         switch statement.kind {
         case .command(let call):
+            if call.arguments.isEmpty, session.recipes[call.name.text] == nil, session.commands.table[call.name.text] == nil,
+                let value = scope.lookup(call.name.text)
+            {
+                return value
+            }
             return try callCommand(call, in: scope)
+        case .expression(let expression):
+            return try evaluate(expression, in: scope)
         case .letBinding(let name, let value):
             scope.define(name.text, try evaluate(value, in: scope))
             return .none

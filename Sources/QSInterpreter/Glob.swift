@@ -108,7 +108,7 @@ package struct Glob: Sendable, Equatable, CustomStringConvertible {
         let matched = names.filter(matches)
         guard matched.isEmpty else { return GlobMatch(matched: matched, suggestions: []) }
         let literalCount = pieces.count { if case .byte = $0 { true } else { false } }
-        let limit = min(3, max(1, literalCount / 5))
+        let limit = min(3, max(2, literalCount / 4))
         let scored = names.map { ($0, cost(Array($0.utf8), limit: limit)) }.filter { $0.1 <= limit }
         let best = scored.sorted { $0.1 != $1.1 ? $0.1 < $1.1 : false }.prefix(3).map(\.0)
         return GlobMatch(matched: [], suggestions: best)

@@ -14,18 +14,18 @@ extension Session {
                 let folder = importer.name.hasPrefix("<") ? FileManager.default.currentDirectoryPath : (importer.name as NSString).deletingLastPathComponent
                 expanded = folder.isEmpty ? expanded : folder + "/" + expanded
             }
-            candidates = [expanded]
-            if !expanded.hasSuffix(".qs") { candidates.append(expanded + ".qs") }
+            candidates = [canonicalPath(expanded)]
+            if !expanded.hasSuffix(".qs") { candidates.append(canonicalPath(expanded + ".qs")) }
         case .library(let name):
             guard let libraryDirectory else {
                 return .failure(Diagnostic.importNotFound(name.text, searched: ["the library folder (none is set)"], file: importer, range: target.range))
             }
-            candidates = [libraryDirectory + "/" + name.text + ".qs"]
+            candidates = [canonicalPath(libraryDirectory + "/" + name.text + ".qs")]
         }
         var lastError: Error?
         for candidate in candidates {
             do {
-                return .success(SourceFile(name: canonicalPath(candidate), bytes: try readFile(candidate)))
+                return .success(SourceFile(name: candidate, bytes: try readFile(candidate)))
             } catch {
                 lastError = error
             }

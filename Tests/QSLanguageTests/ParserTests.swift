@@ -36,6 +36,12 @@ struct ParserTests {
         ("prune layer -0.5", "prune layer -0.5\n"),
         ("a; b", "a\nb\n"),
         ("if x {\n}\nelse {\n}", "if x {\n} else {\n}\n"),
+        ("r.ppl", "r.ppl\n"),
+        ("n * 2", "n * 2\n"),
+        ("xs[0]", "xs[0]\n"),
+        ("(1 + 2) * 3", "(1 + 2) * 3\n"),
+        ("quantize * bits=4", "quantize * bits=4\n"),
+        ("prune layer -3", "prune layer -3\n"),
     ] as [(String, String)])
     func roundTrip(source: String, printed: String) {
         let (_, messages) = ParserTests.parse(source)

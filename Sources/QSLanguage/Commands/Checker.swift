@@ -117,7 +117,10 @@ struct ScopeWalker {
     mutating func walk(_ statement: Statement) {
         switch statement.kind {
         case .command(let call):
+            if call.arguments.isEmpty && isDefined(call.name.text) && binder.table[call.name.text] == nil { break }
             bind(call)
+        case .expression(let expression):
+            check(expression)
         case .letBinding(let name, let value):
             check(value)
             scopes[scopes.count - 1].insert(name.text)

@@ -190,6 +190,11 @@ package struct Parser {
             let token = advance()
             let name = Name(file.text(SourceRange(token.range.start, token.range.end - 1)), SourceRange(token.range.start, token.range.end - 1))
             kind = .assignment(name, try parseValue())
+        case .word where startsExpression():
+            kind = .expression(try parseExpression())
+        case .number, .percent, .ratio, .string, .symbol(.leftParen), .symbol(.leftBracket), .symbol(.minus),
+            .keyword(.not), .keyword(.true), .keyword(.false), .keyword(.none):
+            kind = .expression(try parseExpression())
         case .word where isIdentifier(text(current)):
             if isSymbol(.equal, peek()) {
                 let token = advance()
@@ -227,6 +232,18 @@ package struct Parser {
             return Expression(.command(call), call.range)
         }
         return try parseExpression()
+    }
+
+    /// Whether a statement that starts with a word is an expression rather than a command: a
+    /// field access (`r.ppl`), an index (`xs[0]`), or a name followed by an operator (`n * 2`).
+    func startsExpression() -> Bool {
+        let word = text(current)
+        if word.contains("."), memberChain(word, at: current.range.start) != nil { return true }
+        guard isIdentifier(word) else { return false }
+        let next = peek()
+        if next.kind == .symbol(.leftBracket) && !next.followsSpace { return true }
+        guard let op = binaryOperator(next) else { return false }
+        return op != .subtract || !startsArgument(next)
     }
 
     /// Whether a token after a name begins a command argument rather than continuing an expression.
@@ -377,6 +394,9 @@ package struct Parser {
                 arguments.append(.option(Name(file.text(keyRange), keyRange), try parseArgumentValue()))
             } else if isSymbol(.leftBrace) {
                 throw fail(.unexpectedBlock(command: name.text, file: file, range: current.range))
+            } else if isSymbol(.star), endsStatement(peek()) || peek().followsSpace {
+                let star = advance()
+                arguments.append(.positional(Expression(.word("*"), star.range)))
             } else {
                 arguments.append(.positional(try parseArgumentValue()))
             }

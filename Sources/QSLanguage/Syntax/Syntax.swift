@@ -142,6 +142,9 @@ package struct Statement: Sendable, Equatable {
         case print([Expression])
         /// `assert condition, "message"`.
         case assert(Expression, message: Expression?)
+        /// An expression on its own line (`r.ppl`, `n * 2`): its value is the statement's value,
+        /// which the REPL shows.
+        case expression(Expression)
     }
 }
 

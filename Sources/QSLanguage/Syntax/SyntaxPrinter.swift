@@ -36,6 +36,8 @@ package enum SyntaxPrinter {
             return pad + (["print"] + values.map { print($0) }).joined(separator: " ") + "\n"
         case .assert(let condition, let message):
             return pad + "assert \(print(condition))" + (message.map { ", " + print($0) } ?? "") + "\n"
+        case .expression(let expression):
+            return pad + print(expression) + "\n"
         }
     }
 
