@@ -41,6 +41,9 @@ struct ParserTests {
         ("xs[0]", "xs[0]\n"),
         ("(1 + 2) * 3", "(1 + 2) * 3\n"),
         ("quantize * bits=4", "quantize * bits=4\n"),
+        ("quantize * asym", "quantize * asym\n"),
+        ("quantize *", "quantize *\n"),
+        ("n * (m + 1)", "n * (m + 1)\n"),
         ("prune layer -3", "prune layer -3\n"),
     ] as [(String, String)])
     func roundTrip(source: String, printed: String) {

@@ -235,7 +235,9 @@ package struct Parser {
     }
 
     /// Whether a statement that starts with a word is an expression rather than a command: a
-    /// field access (`r.ppl`), an index (`xs[0]`), or a name followed by an operator (`n * 2`).
+    /// field access (`r.ppl`), an index (`xs[0]`), or a name followed by an operator (`n + m`).
+    /// A lone `*` after a name is the glob "everything" (`quantize * bits=4`) unless a number or
+    /// `(` follows it (`n * 2`).
     func startsExpression() -> Bool {
         let word = text(current)
         if word.contains("."), memberChain(word, at: current.range.start) != nil { return true }
@@ -243,6 +245,10 @@ package struct Parser {
         let next = peek()
         if next.kind == .symbol(.leftBracket) && !next.followsSpace { return true }
         guard let op = binaryOperator(next) else { return false }
+        if op == .multiply {
+            let after = peek(2)
+            return after.kind == .number || after.kind == .symbol(.leftParen)
+        }
         return op != .subtract || !startsArgument(next)
     }
 
