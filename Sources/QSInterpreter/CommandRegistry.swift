@@ -34,6 +34,16 @@ package struct CommandInvocation {
         return Int(value)
     }
 
+    /// The layer pattern given for `name`, compiled.
+    package func glob(_ name: String) throws(CommandError) -> Glob {
+        let text = try text(name)
+        do {
+            return try Glob(text)
+        } catch {
+            throw .invalidArgument(name, error.reason)
+        }
+    }
+
     /// The string or word given for `name`.
     package func text(_ name: String) throws(CommandError) -> String {
         guard let value = arguments[name]?.text else { throw .invalidArgument(name, "expected a word or string") }

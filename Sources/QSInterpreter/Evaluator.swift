@@ -82,6 +82,14 @@ struct Evaluator {
         }
     }
 
+    /// Defines a file's recipes before its first statement runs, so a recipe may be called
+    /// above the place it is written (as `qs check` assumes).
+    func defineRecipes(_ statements: [Statement], in scope: Environment) throws {
+        for statement in statements {
+            if case .recipe(let declaration) = statement.kind { try define(declaration, in: scope) }
+        }
+    }
+
     func define(_ declaration: RecipeDeclaration, in scope: Environment) throws {
         let name = declaration.name.text
         if session.commands.table[name] != nil {

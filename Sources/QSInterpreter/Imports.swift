@@ -65,7 +65,9 @@ extension Session {
         importStack.append(imported.name)
         defer { importStack.removeLast() }
         var evaluator = Evaluator(session: self, file: imported, depth: 0)
-        _ = try evaluator.execute(unit.statements, in: Environment(parent: globals))
+        let scope = Environment(parent: globals)
+        try evaluator.defineRecipes(unit.statements, in: scope)
+        _ = try evaluator.execute(unit.statements, in: scope)
         importedFiles.insert(imported.name)
     }
 }

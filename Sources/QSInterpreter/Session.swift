@@ -68,14 +68,20 @@ package final class Session {
 
     /// Runs a source: parses it (any syntax error stops it before anything runs), then executes
     /// the statements in the global scope and returns the value of the last one. Stops at the
-    /// first runtime error.
-    package func run(_ file: SourceFile) throws(DiagnosticList) -> Value {
+    /// first runtime error. With `checkFirst`, every binding error in the file (and what it
+    /// imports) also stops it before anything runs, as `qs check` would report them.
+    package func run(_ file: SourceFile, checkFirst: Bool = false) throws(DiagnosticList) -> Value {
         let (unit, diagnostics) = Parser.parse(file)
         guard diagnostics.isEmpty else { throw DiagnosticList(diagnostics) }
+        if checkFirst {
+            let problems = check(file)
+            guard problems.isEmpty else { throw DiagnosticList(problems) }
+        }
         importStack = [canonicalPath(file.name)]
         defer { importStack = [] }
         do {
             var evaluator = Evaluator(session: self, file: file, depth: 0)
+            try evaluator.defineRecipes(unit.statements, in: globals)
             return try evaluator.execute(unit.statements, in: globals)
         } catch let list as DiagnosticList {
             throw list
@@ -92,7 +98,7 @@ package final class Session {
     }
 
     /// Reads and runs a .qs file.
-    package func runFile(at path: String) throws(DiagnosticList) -> Value {
+    package func runFile(at path: String, checkFirst: Bool = false) throws(DiagnosticList) -> Value {
         let bytes: [UInt8]
         do {
             bytes = try readFile(path)
@@ -100,7 +106,7 @@ package final class Session {
             let file = SourceFile(name: path, text: "")
             throw DiagnosticList([.importFailed(path, reason: "\(error)", file: file, range: .at(0))])
         }
-        return try run(SourceFile(name: path, bytes: bytes))
+        return try run(SourceFile(name: canonicalPath(path), bytes: bytes), checkFirst: checkFirst)
     }
 
     /// `qs check`: every syntax and binding error in the file and what it imports, without

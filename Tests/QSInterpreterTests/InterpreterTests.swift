@@ -51,6 +51,12 @@ struct InterpreterTests {
         #expect(test.output == "20\n")
     }
 
+    @Test func aRecipeMayBeCalledAboveItsDefinition() {
+        let test = TestSession()
+        #expect(test.run("greet \"you\"\nrecipe greet(name) {\n    print \"hello {name}\"\n}") == nil)
+        #expect(test.output == "hello you\n")
+    }
+
     @Test func recipeArgumentsAreChecked() {
         let test = TestSession()
         #expect(test.run("recipe f(a, b=1) {\n}\nf 1 2 3") == """
@@ -230,6 +236,31 @@ struct InterpreterTests {
         test.session.registerSetting(ArgumentSpec("cache", .path, help: "where models go", default: .word("~/.cache/qs")))
         #expect(test.run("set cache=/tmp/qs") == nil)
         #expect(test.session.setting("cache") == .pattern("/tmp/qs"))
+    }
+
+    @Test func checkFirstStopsARunWithABindingErrorLater() {
+        let test = TestSession()
+        #expect(throws: DiagnosticList.self) {
+            try test.session.run(SourceFile(name: "main.qs", text: "print \"ran\"\nquantize bits=9"), checkFirst: true)
+        }
+        #expect(test.output.isEmpty)
+    }
+
+    @Test func handlersGetCompiledGlobs() throws {
+        let test = TestSession()
+        test.session.register(CommandSpec("layers", summary: "List layers.", positionals: [ArgumentSpec("pattern", .pattern, help: "", default: .word("*"))])) { invocation, session in
+            let match = try invocation.glob("pattern").match(["embed", "layer.0.mlp.up", "head"])
+            session.output(match.matched.joined(separator: " ") + "\n")
+            return .list(match.matched.map { .string($0) })
+        }
+        #expect(test.run("layers layer.*\nlayers") == nil)
+        #expect(test.output == "layer.0.mlp.up\nembed layer.0.mlp.up head\n")
+        #expect(test.run("layers layer.[9-1].*") == """
+            main.qs:1:8: error: layers: 'pattern': range [9-1] is empty
+            1 | layers layer.[9-1].*
+              |        ^~~~~~~~~~~~~
+
+            """)
     }
 
     @Test func checkFindsEveryErrorWithoutRunning() {

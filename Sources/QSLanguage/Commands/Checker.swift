@@ -99,7 +99,7 @@ struct ScopeWalker {
     }
 
     func isDefined(_ name: String) -> Bool {
-        scopes.contains { $0.contains(name) } || (scopes.count > 0 && globals.contains(name))
+        scopes.contains { $0.contains(name) } || globals.contains(name)
     }
 
     var visibleNames: [String] { scopes.flatMap { $0 } + globals }
