@@ -1,8 +1,151 @@
+import Foundation
 import QSEngine
 import QSLanguage
 
 /// The state a script or the REPL works on: the loaded model, calibration data, snapshots and
 /// settings. One session lives as long as a `qs run` or a REPL.
 package final class Session {
-    package init() {}
+    /// The commands, with their handlers.
+    package var commands = CommandRegistry()
+    /// Settings changed with `set name=value`.
+    package private(set) var settings = Settings()
+    /// Where everything the session prints goes (tests capture it; the CLI writes to stdout).
+    package var output: (String) -> Void
+    /// The folder `use NAME` looks in.
+    package var libraryDirectory: String?
+    /// Reads a file for `use`; replaceable for tests.
+    package var readFile: (String) throws -> [UInt8] = { path in
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CommandError.failed("no such file")
+        }
+        return [UInt8](data)
+    }
+    /// The top-level scope: variables survive from one REPL line to the next.
+    package let globals = Environment()
+    /// Recipes defined so far, by name.
+    var recipes: [String: RecipeDefinition] = [:]
+    /// Files already imported (by resolved path), so each is imported once.
+    var importedFiles: Set<String> = []
+    /// Files being imported right now, outermost first, to report cycles.
+    var importStack: [String] = []
+
+    /// How deeply recipe calls may nest before the run stops with an error.
+    package static let maxRecipeDepth = 64
+
+    package init(output: @escaping (String) -> Void, libraryDirectory: String? = nil) {
+        self.output = output
+        self.libraryDirectory = libraryDirectory
+        registerGenericCommands()
+    }
+
+    /// Adds a command and its handler; the engine's commands plug in here.
+    package func register(_ spec: CommandSpec, handler: @escaping CommandHandler) {
+        commands.register(spec, handler: handler)
+    }
+
+    /// Adds a setting that `set` accepts (and refreshes the `set` command's spec).
+    package func registerSetting(_ spec: ArgumentSpec) {
+        settings.register(spec)
+        commands.register(setCommandSpec, handler: Session.runSet)
+    }
+
+    /// The current value of a setting.
+    package func setting(_ name: String) -> Value? { settings[name] }
+
+    /// Changes a setting (checked against its spec).
+    package func setSetting(_ name: String, _ value: Value) throws(CommandError) {
+        try settings.set(name, value)
+    }
+
+    /// The commands and the recipes defined so far, as one table (for binding, completion, help).
+    package var table: CommandTable {
+        var table = commands.table
+        for recipe in recipes.values.sorted(by: { $0.declaration.name.text < $1.declaration.name.text }) {
+            table.add(recipe.spec)
+        }
+        return table
+    }
+
+    /// Runs a source: parses it (any syntax error stops it before anything runs), then executes
+    /// the statements in the global scope and returns the value of the last one. Stops at the
+    /// first runtime error. With `checkFirst`, every binding error in the file (and what it
+    /// imports) also stops it before anything runs, as `qs check` would report them.
+    package func run(_ file: SourceFile, checkFirst: Bool = false) throws(DiagnosticList) -> Value {
+        let (unit, diagnostics) = Parser.parse(file)
+        guard diagnostics.isEmpty else { throw DiagnosticList(diagnostics) }
+        if checkFirst {
+            let problems = check(file)
+            guard problems.isEmpty else { throw DiagnosticList(problems) }
+        }
+        importStack = [canonicalPath(file.name)]
+        defer { importStack = [] }
+        do {
+            var evaluator = Evaluator(session: self, file: file, depth: 0)
+            try evaluator.defineRecipes(unit.statements, in: globals)
+            return try evaluator.execute(unit.statements, in: globals)
+        } catch let list as DiagnosticList {
+            throw list
+        } catch let diagnostic as Diagnostic {
+            throw DiagnosticList([diagnostic])
+        } catch {
+            throw DiagnosticList([.commandFailed("error", reason: "\(error)", file: file, range: .at(0))])
+        }
+    }
+
+    /// Runs text, named `name` in diagnostics.
+    package func run(_ text: String, name: String = "<input>") throws(DiagnosticList) -> Value {
+        try run(SourceFile(name: name, text: text))
+    }
+
+    /// Reads and runs a .qs file.
+    package func runFile(at path: String, checkFirst: Bool = false) throws(DiagnosticList) -> Value {
+        let bytes: [UInt8]
+        do {
+            bytes = try readFile(path)
+        } catch {
+            let file = SourceFile(name: path, text: "")
+            throw DiagnosticList([.importFailed(path, reason: "\(error)", file: file, range: .at(0))])
+        }
+        return try run(SourceFile(name: canonicalPath(path), bytes: bytes), checkFirst: checkFirst)
+    }
+
+    /// `qs check`: every syntax and binding error in the file and what it imports, without
+    /// running anything.
+    package func check(_ file: SourceFile) -> [Diagnostic] {
+        var checker = Checker(table: table) { [self] target, importer in resolveImport(target, from: importer) }
+        checker.knownVariables = globals.visibleNames
+        return checker.check(file)
+    }
+}
+
+/// A recipe the session knows: its declaration, the file it is in and the scope it closes over.
+struct RecipeDefinition {
+    var declaration: RecipeDeclaration
+    var file: SourceFile
+    var scope: Environment
+    var spec: CommandSpec
+}
+
+/// The settings `set` changes, with their specs (types, ranges, defaults).
+package struct Settings {
+    package private(set) var specs: [ArgumentSpec] = []
+    private var values: [String: Value] = [:]
+
+    package subscript(name: String) -> Value? { values[name] }
+
+    mutating func register(_ spec: ArgumentSpec) {
+        specs.removeAll { $0.name == spec.name }
+        specs.append(spec)
+        values[spec.name] = spec.defaultValue.map(Value.init) ?? values[spec.name]
+    }
+
+    mutating func set(_ name: String, _ value: Value) throws(CommandError) {
+        guard let spec = specs.first(where: { $0.name == name }) else {
+            throw .invalidArgument(name, "unknown setting")
+        }
+        if spec.check(value.shape) != nil {
+            throw .invalidArgument(name, "expected \(spec.type)")
+        }
+        values[name] = value
+    }
 }
