@@ -76,22 +76,24 @@ struct GEMMBench {
         }
         if let threads { BLAS.setThreads(threads) }
         print("qs-bench gemm: OpenBLAS core \(BLAS.coreName) (\(BLAS.chosenBy)), \(BLAS.threads) threads")
-        print("C[m×n] = A[m×k] · W[n×k]ᵀ, row-major fp32, median of runs over \(seconds) s per shape")
+        print("C[m×n] = A[m×k] · W[n×k]ᵀ, row-major fp32, runs for \(seconds) s per shape")
         print("shape m×k×n".padding(toLength: 20, withPad: " ", startingAt: 0)
-            + "layer".padding(toLength: 14, withPad: " ", startingAt: 0) + "   GFLOP/s    ms/call  runs")
+            + "layer".padding(toLength: 14, withPad: " ", startingAt: 0)
+            + " best GFLOP/s  median GFLOP/s  runs")
         for shape in Self.shapes {
-            let (median, runs) = time(shape)
+            let samples = time(shape)
             let name = "\(shape.m)x\(shape.k)x\(shape.n)"
-            let gflops = shape.flops / median / 1e9
+            let best = shape.flops / samples[0] / 1e9
+            let median = shape.flops / samples[samples.count / 2] / 1e9
             print(
                 name.padding(toLength: 20, withPad: " ", startingAt: 0)
                     + shape.layer.padding(toLength: 14, withPad: " ", startingAt: 0)
-                    + String(format: "%10.1f %10.3f %5d", gflops, median * 1e3, runs))
+                    + String(format: "%12.1f %15.1f %5d", best, median, samples.count))
         }
     }
 
-    /// The median seconds per call, and how many calls were timed.
-    func time(_ shape: GEMMShape) -> (Double, Int) {
+    /// The seconds each timed call took, fastest first.
+    func time(_ shape: GEMMShape) -> [Double] {
         let a = Self.values(shape.m * shape.k, seed: 1)
         let w = Self.values(shape.n * shape.k, seed: 2)
         var c = [Float](repeating: 0, count: shape.m * shape.n)
@@ -110,8 +112,7 @@ struct GEMMBench {
             samples.append(sample)
             total += sample
         }
-        samples.sort()
-        return (samples[samples.count / 2], samples.count)
+        return samples.sorted()
     }
 
     /// Reproducible values in [-1, 1).
