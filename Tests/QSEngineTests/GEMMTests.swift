@@ -181,6 +181,17 @@ private struct SplitMix {
         #expect(BLAS.coreType(for: features) == nil)
     }
 
+    @Test func missingLibraryErrorNamesLibraryAndPackage() {
+        let names = ["libqs-no-such-blas.so.0", "libqs-no-such-blas.so"]
+        #expect {
+            _ = try BLAS.openLibrary(names: names)
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains("libqs-no-such-blas.so.0") && text.contains("libqs-no-such-blas.so:")
+                && text.contains("libopenblas-dev")
+        }
+    }
+
     @Test func loadsAndReportsTheChosenCore() throws {
         try BLAS.load()
         #expect(!BLAS.coreName.isEmpty)

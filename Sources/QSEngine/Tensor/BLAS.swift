@@ -112,6 +112,20 @@ package enum BLAS {
         library.setThreads(Int32(count))
     }
 
+    /// The handle of the first of `names` that `dlopen` opens; the error names each library
+    /// tried, why it failed, and the Debian package that provides OpenBLAS.
+    static func openLibrary(names: [String]) throws(EngineError) -> UnsafeMutableRawPointer {
+        var failures: [String] = []
+        for name in names {
+            if let handle = qs_blas_open(name) { return handle }
+            failures.append(qs_blas_error().map { String(cString: $0) } ?? "\(name): not found")
+        }
+        throw EngineError(
+            path: names.first,
+            "cannot open OpenBLAS (install the Debian package libopenblas-dev): "
+                + failures.joined(separator: "; "))
+    }
+
     private static func open() throws(EngineError) -> Library {
         let threads = try ThreadCount.fromEnvironment()
         let chosenBy: String
@@ -124,19 +138,7 @@ package enum BLAS {
             chosenBy = "OpenBLAS's own detection"
         }
 
-        var handle: UnsafeMutableRawPointer?
-        var failures: [String] = []
-        for name in libraryNames {
-            handle = qs_blas_open(name)
-            if handle != nil { break }
-            failures.append(qs_blas_error().map { String(cString: $0) } ?? "\(name): not found")
-        }
-        guard let handle else {
-            throw EngineError(
-                path: libraryNames[0],
-                "cannot open OpenBLAS (install the Debian package libopenblas-dev): "
-                    + failures.joined(separator: "; "))
-        }
+        let handle = try openLibrary(names: libraryNames)
         func symbol<T>(_ name: String, _ fetch: (UnsafeMutableRawPointer) -> T?) throws(EngineError) -> T {
             guard let function = fetch(handle) else {
                 throw EngineError(path: libraryNames[0], subject: name, "OpenBLAS lacks this function")
