@@ -26,9 +26,10 @@ package enum ThreadCount {
         try parse(ProcessInfo.processInfo.environment[variable], cores: cores)
     }
 
-    /// The count the environment asks for, or every core when `QS_THREADS` is invalid (the error
-    /// is reported once, by `BLAS.load()`).
-    package static var configured: Int { (try? fromEnvironment()) ?? cores }
+    /// The count the environment asked for at first use, or every core when `QS_THREADS` is
+    /// invalid (the error is reported by `BLAS.load()`). Read once: it is a default for every
+    /// parallel loop, and reading the environment allocates.
+    package static let configured: Int = (try? fromEnvironment()) ?? cores
 }
 
 /// Runs `body` over `0..<count` split into at most `chunks` contiguous ranges, in parallel on
