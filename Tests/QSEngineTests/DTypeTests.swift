@@ -21,7 +21,7 @@ import Testing
     @Test(arguments: [
         (Float(1.0), UInt16(0x3F80)), (1.00390625, 0x3F80), (1.01171875, 0x3F82),
         (-0.0, 0x8000), (Float.infinity, 0x7F80), (3.3895314e38, 0x7F80),
-    ])
+    ] as [(Float, UInt16)])
     func bf16RoundsToNearestEven(value: Float, bits: UInt16) {
         #expect(HalfConversion.floatToBF16(value) == bits)
     }
@@ -34,7 +34,7 @@ import Testing
     @Test(arguments: [
         (UInt16(0x0001), Float(5.9604645e-08)), (0x03FF, 6.097555e-05), (0x7C00, .infinity),
         (0xFBFF, -65504), (0x3C00, 1),
-    ])
+    ] as [(UInt16, Float)])
     func f16Widening(bits: UInt16, value: Float) {
         #expect(HalfConversion.f16ToFloat(bits) == value)
     }
