@@ -36,6 +36,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .executableTarget(name: "qs-bench", dependencies: ["QSEngine"]),
         .testTarget(name: "QSLanguageTests", dependencies: ["QSLanguage"]),
         .testTarget(name: "QSEngineTests", dependencies: ["QSEngine"], resources: [.copy("Fixtures")]),
         .testTarget(name: "QSInterpreterTests", dependencies: ["QSInterpreter", "QSLanguage", "QSEngine"]),
