@@ -19,18 +19,15 @@ package enum Converter {
         guard let config = checkpoint.config else {
             throw EngineError(path: checkpoint.path, "has no config.json beside it: a Hugging Face folder needs one")
         }
-        try AtomicWrite.refuseOverwritingSource(output: output, source: checkpoint.path)
+        try AtomicWrite.refuseOverwriting(output, protecting: [checkpoint.path])
         let configData = try configJSON(for: checkpoint, config: config, dtype: dtype)
         let tensors = checkpoint.tensors
         var done = 0
-        let toWrite = tensors.map { tensor in
+        let toWrite = try tensors.map { tensor in
             let outType = tensor.dtype.isFloatingPoint || tensor.dtype.isQuantized ? dtype : tensor.dtype
-            return TensorToWrite(
-                name: tensor.name, dtype: outType, shape: tensor.shape,
-                byteCount: tensor.count * outType.bytesPerBlock
-            ) { buffer in
-                if outType == tensor.dtype {
-                    buffer.copyMemory(from: tensor.bytes)
+            return try TensorToWrite(name: tensor.name, dtype: outType, shape: tensor.shape) { buffer in
+                if outType == tensor.dtype && tensor.rotaryPermutationHeads == nil {
+                    tensor.withBytes { buffer.copyMemory(from: $0) }
                 } else {
                     try encode(Dequantize.floats(tensor), as: outType, into: buffer)
                 }
@@ -38,7 +35,7 @@ package enum Converter {
                 progress?(done, tensors.count)
             }
         }
-        try AtomicWrite.createFolder(at: output) { folder in
+        try AtomicWrite.createFolder(at: output, replacing: true, protecting: [checkpoint.path]) { folder in
             try configData.write(to: URL(fileURLWithPath: (folder as NSString).appendingPathComponent("config.json")))
             _ = try SafetensorsWriter.write(toWrite, metadata: ["format": "pt"], toFolder: folder, maxShardBytes: maxShardBytes)
             for file in checkpoint.companionFiles {
