@@ -21,7 +21,7 @@ import Testing
     @Test(arguments: [
         (Float(1.0), UInt16(0x3F80)), (1.00390625, 0x3F80), (1.01171875, 0x3F82),
         (-0.0, 0x8000), (Float.infinity, 0x7F80), (3.3895314e38, 0x7F80),
-    ])
+    ] as [(Float, UInt16)])
     func bf16RoundsToNearestEven(value: Float, bits: UInt16) {
         #expect(HalfConversion.floatToBF16(value) == bits)
     }
