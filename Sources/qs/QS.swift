@@ -51,7 +51,7 @@ struct Fetch: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Download a registered model or text into $QS_HOME, or list the registry.")
 
-    @Argument(help: "Registry names to fetch; none lists the registry and what is present.")
+    @ArgumentParser.Argument(help: "Registry names to fetch; none lists the registry and what is present.")
     var names: [String] = []
 
     func run() throws {
@@ -78,7 +78,7 @@ struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show a model's format, architecture, configuration, parameters and bytes by dtype.")
 
-    @Argument(help: "A Hugging Face folder, a .safetensors or .gguf file, or a registry name.")
+    @ArgumentParser.Argument(help: "A Hugging Face folder, a .safetensors or .gguf file, or a registry name.")
     var model: String
 
     @Flag(help: "Also list every tensor: name, dtype, shape, bytes.")
@@ -96,10 +96,10 @@ struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a model as a Hugging Face folder (config.json, model.safetensors, tokenizer).")
 
-    @Argument(help: "A Hugging Face folder, a .safetensors or .gguf file, or a registry name.")
+    @ArgumentParser.Argument(help: "A Hugging Face folder, a .safetensors or .gguf file, or a registry name.")
     var model: String
 
-    @Argument(help: "The folder to write.")
+    @ArgumentParser.Argument(help: "The folder to write.")
     var output: String
 
     @Option(help: "The dtype of the weights: f32, f16 or bf16.")

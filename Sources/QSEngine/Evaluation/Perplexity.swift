@@ -64,8 +64,8 @@ package struct EvaluationWindows: Sequence {
         var scoredUpTo = 0
         return AnyIterator {
             guard start < count - 1 else { return nil }
-            let end = min(start + context, count)
-            let firstScored = max(start + 1, scoredUpTo)
+            let end = Swift.min(start + context, count)
+            let firstScored = Swift.max(start + 1, scoredUpTo)
             let window = Window(range: start ..< end, scored: firstScored ..< end)
             scoredUpTo = end
             if end == count { start = count } else { start += stride }

@@ -84,8 +84,17 @@ package final class Checkpoint: @unchecked Sendable {
         let config = try file.modelConfig()
         let tensors = try file.storedTensors()
         return Checkpoint(
-            path: path, format: .gguf, config: config, tensors: tensors, metadata: file.stringMetadata,
+            path: path, format: .gguf, config: config, tensors: tensors, metadata: ggufStringMetadata(file),
             companionFiles: [], gguf: file)
+    }
+
+    /// The GGUF's `general.*` string values, for display.
+    static func ggufStringMetadata(_ file: GGUFFile) -> [String: String] {
+        var out: [String: String] = [:]
+        for entry in file.metadata where entry.key.hasPrefix("general.") {
+            if let text = entry.value.string { out[entry.key] = text }
+        }
+        return out
     }
 
     private static func readConfig(_ path: String) throws -> ModelConfig {

@@ -1,4 +1,5 @@
 import QSEngine
+import QSLanguage
 
 /// Renders engine reports about checkpoints as text for people.
 package enum InspectFormatting {
@@ -46,7 +47,7 @@ package enum InspectFormatting {
         ]
         if c.architecture.isCausal && c.architecture != .gpt2 { parts.append("rope_theta \(formatNumber(c.ropeTheta))") }
         parts.append("norm_eps \(formatNumber(c.normEps))")
-        if c.tieWordEmbeddings { parts.append("tied embeddings") }
+        if c.tieWordEmbeddings && c.architecture.isCausal { parts.append("tied embeddings") }
         if c.attentionBias { parts.append("qkv bias") }
         return parts.joined(separator: ", ")
     }
@@ -65,27 +66,23 @@ package enum InspectFormatting {
     /// 134515008 → "134.5M".
     package static func humanCount(_ value: Int) -> String {
         let v = Double(value)
-        if v >= 1e9 { return String(format1: v / 1e9) + "B" }
-        if v >= 1e6 { return String(format1: v / 1e6) + "M" }
-        if v >= 1e3 { return String(format1: v / 1e3) + "K" }
+        if v >= 1e9 { return fixed1(v / 1e9) + "B" }
+        if v >= 1e6 { return fixed1(v / 1e6) + "M" }
+        if v >= 1e3 { return fixed1(v / 1e3) + "K" }
         return String(value)
     }
 
     /// 98362432 → "93.8 MiB".
     package static func humanBytes(_ value: Int) -> String {
         let v = Double(value)
-        if v >= 1 << 30 { return String(format1: v / Double(1 << 30)) + " GiB" }
-        if v >= 1 << 20 { return String(format1: v / Double(1 << 20)) + " MiB" }
-        if v >= 1 << 10 { return String(format1: v / Double(1 << 10)) + " KiB" }
+        if v >= Double(1 << 30) { return fixed1(v / Double(1 << 30)) + " GiB" }
+        if v >= Double(1 << 20) { return fixed1(v / Double(1 << 20)) + " MiB" }
+        if v >= Double(1 << 10) { return fixed1(v / Double(1 << 10)) + " KiB" }
         return "\(value) B"
     }
 
     package static func bitsPerWeight(bytes: Int, elements: Int) -> String {
-        elements == 0 ? "0" : String(format2: Double(bytes) * 8 / Double(elements))
-    }
-
-    static func formatNumber(_ value: Double) -> String {
-        value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : "\(value)"
+        elements == 0 ? "0" : fixed2(Double(bytes) * 8 / Double(elements))
     }
 
     static func pad(_ text: String, _ width: Int) -> String {
@@ -93,17 +90,15 @@ package enum InspectFormatting {
     }
 }
 
-extension String {
-    /// One digit after the point, rounded.
-    init(format1 value: Double) {
-        let scaled = (value * 10).rounded()
-        self = "\(Int(scaled) / 10).\(abs(Int(scaled) % 10))"
-    }
+/// A number with one digit after the point, rounded.
+package func fixed1(_ value: Double) -> String {
+    let scaled = Int((value * 10).rounded())
+    return "\(scaled < 0 ? "-" : "")\(abs(scaled) / 10).\(abs(scaled) % 10)"
+}
 
-    /// Two digits after the point, rounded.
-    init(format2 value: Double) {
-        let scaled = Int((value * 100).rounded())
-        let fraction = abs(scaled % 100)
-        self = "\(scaled / 100).\(fraction < 10 ? "0" : "")\(fraction)"
-    }
+/// A number with two digits after the point, rounded.
+package func fixed2(_ value: Double) -> String {
+    let scaled = Int((value * 100).rounded())
+    let fraction = abs(scaled) % 100
+    return "\(scaled < 0 ? "-" : "")\(abs(scaled) / 100).\(fraction < 10 ? "0" : "")\(fraction)"
 }

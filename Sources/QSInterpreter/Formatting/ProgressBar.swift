@@ -28,7 +28,7 @@ package final class ProgressBar {
         let rate = elapsed > 0 ? Double(done) / elapsed : 0
         let left = rate > 0 ? Double(total - done) / rate : 0
         let bar = String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled)
-        let line = "\(label) [\(bar)] \(done)/\(total) \(unit)  \(String(format1: rate)) \(unit)/s  \(Int(left.rounded()))s left"
+        let line = "\(label) [\(bar)] \(done)/\(total) \(unit)  \(fixed1(rate)) \(unit)/s  \(Int(left.rounded()))s left"
         FileHandle.standardError.write(Data(("\r" + line + "\u{1B}[K").utf8))
     }
 
