@@ -33,7 +33,7 @@ import Testing
     func parallelSplitMatchesSerial(dtype: DType) {
         let count = 300 * 1024
         let bytes = dtype.byteCount(elements: count)!
-        var generator = SplitMix(seed: 7)
+        var generator = SeededGenerator(seed: 7)
         var raw = (0 ..< bytes).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
         // Keep every fp16 field finite by clearing the top exponent bit of each high byte.
         for index in stride(from: 1, to: raw.count, by: 2) { raw[index] &= 0xBF }
@@ -122,15 +122,3 @@ import Testing
     }
 }
 
-/// A small deterministic generator for test data (SplitMix64).
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -14,19 +14,6 @@ struct GEMMCase: Sendable, CustomTestStringConvertible {
     }
 }
 
-/// Reproducible values in [-1, 1).
-private struct SplitMix {
-    var state: UInt64
-    mutating func next() -> Float {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        z ^= z >> 31
-        return Float(z >> 40) / Float(1 << 23) - 1
-    }
-}
-
 @Suite struct GEMMTests {
     static let cases: [GEMMCase] = [
         GEMMCase(m: 1, n: 1, k: 1),
@@ -49,13 +36,13 @@ private struct SplitMix {
     /// that the padding of C is untouched.
     @Test(arguments: cases)
     func matchesDoubleReference(_ test: GEMMCase) {
-        var random = SplitMix(state: UInt64(test.m * 1_000_003 + test.n * 1009 + test.k))
+        var random = SeededGenerator(seed: UInt64(test.m * 1_000_003 + test.n * 1009 + test.k))
         let (rowsA, colsA) = test.transA ? (test.k, test.m) : (test.m, test.k)
         let (rowsB, colsB) = test.transB ? (test.n, test.k) : (test.k, test.n)
         let lda = colsA + test.pad, ldb = colsB + test.pad, ldc = test.n + test.pad
         func matrix(_ rows: Int, _ cols: Int, _ ld: Int) -> [Float] {
             var values = [Float](repeating: .nan, count: rows * ld)
-            for r in 0..<rows { for c in 0..<cols { values[r * ld + c] = random.next() } }
+            for r in 0..<rows { for c in 0..<cols { values[r * ld + c] = Float.random(in: -1 ..< 1, using: &random) } }
             return values
         }
         let a = matrix(rowsA, colsA, lda)

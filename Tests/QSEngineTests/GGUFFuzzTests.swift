@@ -94,7 +94,7 @@ import Testing
         let path = GGUFFixtures.temporaryPath()
         defer { try? FileManager.default.removeItem(atPath: path) }
         let headerEnd = try GGUFFile(path: GGUFFixtures.tinyPath).dataOffset
-        var generator = SplitMix(seed: 20261129)
+        var generator = SeededGenerator(seed: 20261129)
         var outcomes: [Outcome: Int] = [:]
         for _ in 0 ..< 3000 {
             var bytes = Self.original
