@@ -42,6 +42,12 @@ package enum Converter {
                 let target = (folder as NSString).appendingPathComponent((file as NSString).lastPathComponent)
                 try FileManager.default.copyItem(atPath: file, toPath: target)
             }
+            // A GGUF carries its tokenizer in metadata: write it out as transformers expects.
+            if let gguf = checkpoint.gguf, let tokenizer = try Tokenizer.fromGGUF(gguf) {
+                try tokenizer.tokenizerJSON().write(to: URL(fileURLWithPath: (folder as NSString).appendingPathComponent("tokenizer.json")))
+                try tokenizer.tokenizerConfigJSON(modelMaxLength: config.maxPositionEmbeddings)
+                    .write(to: URL(fileURLWithPath: (folder as NSString).appendingPathComponent("tokenizer_config.json")))
+            }
         }
     }
 
@@ -56,8 +62,12 @@ package enum Converter {
             let folder = isDirectory.boolValue ? checkpoint.path : (checkpoint.path as NSString).deletingLastPathComponent
             source = FileManager.default.contents(atPath: (folder as NSString).appendingPathComponent("config.json"))
         }
-        let base = source ?? config.configJSON()
-        guard var object = try JSONSerialization.jsonObject(with: base) as? [String: Any] else {
+        guard let source else {
+            var written = config
+            written.torchDType = torchDType
+            return written.configJSON()
+        }
+        guard var object = try JSONSerialization.jsonObject(with: source) as? [String: Any] else {
             throw EngineError(path: checkpoint.path, "config.json is not a JSON object")
         }
         object["torch_dtype"] = torchDType
