@@ -272,7 +272,9 @@ struct Evaluator {
             throw Diagnostic.commandFailed(call.name.text, reason: "has no handler", file: file, range: call.range)
         }
         do {
-            return try handler(invocation, session)
+            let result = try handler(invocation, session)
+            session.onCommandResult?(call.name.text, result)
+            return result
         } catch let error as CommandError {
             switch error {
             case .invalidArgument(let name, let reason):

@@ -11,6 +11,12 @@ package final class Session {
     package private(set) var settings = Settings()
     /// Where everything the session prints goes (tests capture it; the CLI writes to stdout).
     package var output: (String) -> Void
+    /// Called after every built-in command with its name and result (`qs run --json`).
+    package var onCommandResult: ((String, Value) -> Void)?
+    /// Polled by long engine work between steps; the REPL sets it to its Ctrl-C flag.
+    package var isCancelled: () -> Bool = { false }
+    /// The loaded model, its snapshots and cached baselines.
+    package let workspace = Workspace()
     /// The folder `use NAME` looks in.
     package var libraryDirectory: String?
     /// Reads a file for `use`; replaceable for tests.
@@ -36,6 +42,8 @@ package final class Session {
         self.output = output
         self.libraryDirectory = libraryDirectory
         registerGenericCommands()
+        registerModelCommands()
+        registerEvalCommands()
     }
 
     /// Adds a command and its handler; the engine's commands plug in here.

@@ -10,18 +10,101 @@ struct QS: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qs",
         abstract: "A model-compression workbench for Hugging Face transformer models.",
-        subcommands: [Fetch.self, Inspect.self, Convert.self]
+        discussion: """
+            Without a subcommand: -e runs statements; on a terminal, the REPL starts; otherwise a \
+            script is read from standard input. Exit status: 0 success, 1 a script error or failed \
+            assert, 2 a usage error.
+            """,
+        subcommands: [Run.self, Check.self, Fetch.self, Inspect.self, Convert.self, Help.self]
     )
 
     @Flag(name: .long, help: "Print the version and the matrix kernel in use.")
     var version = false
+
+    @Option(name: .short, help: "Run these statements (repeatable; joined by newlines).")
+    var e: [String] = []
+
+    @Flag(help: "Print each command's result record as one JSON line.")
+    var json = false
+
+    /// Runs the command line, with usage errors exiting 2 (not ArgumentParser's 64).
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            if code == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(2)
+            }
+            exit(withError: error)
+        }
+    }
 
     func run() throws {
         if version {
             print(versionText())
             return
         }
-        print(QS.helpMessage())
+        let runner = ScriptRunner(json: json)
+        if !e.isEmpty {
+            throw ExitCode(runner.run(SourceFile(name: "<command line>", text: e.joined(separator: "\n"))))
+        }
+        if isatty(0) != 0 {
+            throw ExitCode(REPLDriver.run(runner: runner))
+        }
+        let input = FileHandle.standardInput.readDataToEndOfFile()
+        throw ExitCode(runner.run(SourceFile(name: "<stdin>", bytes: [UInt8](input))))
+    }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a .qs script; 'assert' failures and errors exit 1.")
+
+    @ArgumentParser.Argument(help: "The script.")
+    var file: String
+
+    @Option(name: .customLong("set"), help: "Define name=value before the script runs (a setting, or a variable).")
+    var assignments: [String] = []
+
+    @Flag(help: "Print each command's result record as one JSON line.")
+    var json = false
+
+    func run() throws {
+        let runner = ScriptRunner(json: json)
+        if let status = try runner.define(assignments) { throw ExitCode(status) }
+        let status = runner.runFile(file)
+        if status != 0 { throw ExitCode(status) }
+    }
+}
+
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Report every syntax and binding error in .qs files, without running them.")
+
+    @ArgumentParser.Argument(help: "The scripts.")
+    var files: [String]
+
+    func run() throws {
+        let status = ScriptRunner().check(files)
+        if status != 0 { throw ExitCode(status) }
+        print("\(files.count) file\(files.count == 1 ? "" : "s") checked: no errors")
+    }
+}
+
+struct Help: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Explain the .qs commands, or one of them.")
+
+    @ArgumentParser.Argument(help: "A .qs command.")
+    var command: String?
+
+    func run() throws {
+        let runner = ScriptRunner()
+        let status = runner.run(SourceFile(name: "<help>", text: command.map { "help \($0)" } ?? "help"))
+        if status != 0 { throw ExitCode(status) }
     }
 }
 

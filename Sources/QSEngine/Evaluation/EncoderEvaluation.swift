@@ -57,6 +57,11 @@ package enum EncoderEvaluation {
     package struct Document: Sendable {
         package var label: Int
         package var ids: [Int]
+
+        package init(label: Int, ids: [Int]) {
+            self.label = label
+            self.ids = ids
+        }
     }
 
     /// The fixed split of a topic-folder dataset (bbc-news: `<topic>/*.txt`): topics in byte

@@ -1,0 +1,77 @@
+import Foundation
+import QSEngine
+
+/// A model loaded in a session: the checkpoint, the weights being compressed, the model
+/// computing with them, and its tokenizer.
+package final class LoadedModel {
+    /// The name or path it was loaded by.
+    package let name: String
+    package let checkpoint: Checkpoint
+    package let weights: WeightStore
+    package let model: BlockModel
+    package let tokenizer: Tokenizer?
+    private var referenceModel: BlockModel?
+
+    init(name: String, checkpoint: Checkpoint) throws {
+        self.name = name
+        self.checkpoint = checkpoint
+        weights = WeightStore(checkpoint: checkpoint)
+        model = try ModelLoader.model(for: checkpoint, weights: weights)
+        tokenizer = try Tokenizer.load(for: checkpoint)
+    }
+
+    package var config: ModelConfig { model.config }
+
+    /// The model as loaded, computing from the checkpoint's stored tensors without keeping
+    /// their fp32 values (no second full copy in memory).
+    package var reference: BlockModel {
+        get throws {
+            if let referenceModel { return referenceModel }
+            let store = WeightStore(checkpoint: checkpoint, keepsConverted: false)
+            let made = try ModelLoader.model(for: checkpoint, weights: store)
+            referenceModel = made
+            return made
+        }
+    }
+
+    /// Whether any weight differs from the checkpoint.
+    package var isModified: Bool { !weights.snapshot().changedTensors.isEmpty }
+
+    /// The tokenizer, or an error saying the model has none.
+    package func requireTokenizer() throws -> Tokenizer {
+        guard let tokenizer else {
+            throw EngineError(path: checkpoint.path, "has no tokenizer (no tokenizer.json, no tokenizer.ggml.* metadata)")
+        }
+        return tokenizer
+    }
+
+    /// Bytes of the weights as held now: stored bytes, or fp32 for replaced tensors.
+    package var heldBytes: Int {
+        let changed = Set(weights.snapshot().changedTensors)
+        return checkpoint.tensors.reduce(0) { $0 + (changed.contains($1.name) ? $1.count * 4 : $1.byteCount) }
+    }
+
+    package var parameterCount: Int { checkpoint.tensors.reduce(0) { $0 + $1.count } }
+}
+
+/// What a session holds besides variables: the loaded model, named snapshots, and evaluation
+/// results of the loaded model cached per protocol.
+package final class Workspace {
+    package var loaded: LoadedModel?
+    package var snapshots: [String: WeightStore.Snapshot] = [:]
+    /// Baseline results of the model as loaded, by protocol key.
+    package var baselines: [String: Value] = [:]
+    let fetcher: Fetcher? = try? Fetcher()
+
+    /// The loaded model, or an error telling the person to load one.
+    package func requireModel() throws -> LoadedModel {
+        guard let loaded else { throw CommandError.failed("no model is loaded; use 'load NAME|PATH' first") }
+        return loaded
+    }
+
+    /// The fetcher for registry names.
+    package func requireFetcher() throws -> Fetcher {
+        if let fetcher { return fetcher }
+        return try Fetcher()
+    }
+}
