@@ -86,10 +86,10 @@ extension GGUFFile {
                 }
             }
             let shape = info.shape
-            if let heads, shape[0] % (2 * heads) != 0 {
+            if let heads, !Dequantize.splitsIntoRotaryPairs(rows: shape[0], heads: heads) {
                 throw EngineError(
                     path: path, subject: info.name,
-                    "has \(shape[0]) rows, which do not split into \(heads) heads of rotary pairs (expected a multiple of \(2 * heads))"
+                    "has \(shape[0]) rows, which do not split into \(heads) heads of rotary pairs (expected a positive multiple of twice the head count)"
                 )
             }
             return StoredTensor(
