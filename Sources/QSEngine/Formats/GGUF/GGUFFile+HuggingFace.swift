@@ -70,8 +70,8 @@ extension GGUFFile {
             guard let dtype = info.type.dtype else {
                 throw EngineError(
                     path: path, subject: info.name,
-                    "tensor type \(info.type.name) (ggml type id \(info.type.rawValue)) is not supported (expected F32, F16, BF16, F64, I8 to I64, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 or Q2_K to Q6_K)"
-                )
+                    "tensor type \(info.type.name) (ggml type id \(info.type.rawValue)) is not supported "
+                        + "(expected F32, F16, BF16, F64, I8 to I64, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 or Q2_K to Q6_K)")
             }
             let name = renames ? GGUFTensorNames.huggingFace(fromGGUF: info.name) ?? info.name : info.name
             guard seen.insert(name).inserted else {
