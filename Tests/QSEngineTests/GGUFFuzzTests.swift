@@ -28,9 +28,9 @@ import Testing
         }
     }
 
-    /// Where the length and count fields of the original file are: each metadata key's length,
-    /// its string value's length or its array's element type and count, and each tensor
-    /// name's length, rank, dimensions, type and offset.
+    /// Where the length and count fields of the original file are: each metadata key's length
+    /// and value type, its string value's length, its array's element type and count, or its
+    /// 32/64-bit integer value, and each tensor name's length, rank, dimensions, type and offset.
     static func fieldOffsets() throws -> [(offset: Int, size: Int)] {
         let file = try GGUFFile(path: GGUFFixtures.tinyPath)
         var fields: [(Int, Int)] = [(8, 8), (16, 8)]
@@ -55,6 +55,8 @@ import Testing
                 fields.append((valueStart, 4))
                 fields.append((valueStart + 4, 8))
                 if type == .string || type == .array, !elements.isEmpty { fields.append((valueStart + 12, 8)) }
+            case .uint32, .int32: fields.append((valueStart, 4))
+            case .uint64, .int64: fields.append((valueStart, 8))
             default: break
             }
             position = valueStart

@@ -346,6 +346,20 @@ import Testing
         try expectError(b, subject: "model.layers.0.weight", containing: "while reading dimension 1")
     }
 
+    @Test func hugeHeadCountIsRejectedNotOverflowed() throws {
+        var b = Builder()
+        b.header(tensors: 1, metadata: 2)
+        b.string("general.architecture")
+        b.u32(8)
+        b.string("llama")
+        b.string("llama.attention.head_count")
+        b.u32(10)
+        b.u64(1 << 62)
+        b.tensor("blk.0.attn_q.weight", dims: [4, 4], type: 0, offset: 0)
+        b.pad(extra: 64)
+        try expectError(b, subject: "blk.0.attn_q.weight", containing: "rotary pairs")
+    }
+
     @Test func missingConfigKeyIsNamed() throws {
         var b = Builder()
         b.header(tensors: 0, metadata: 1)

@@ -25,6 +25,7 @@ package enum Dequantize {
         guard tensor.byteCount == expectedBytes else {
             throw fail("holds \(tensor.byteCount) bytes, but \(tensor.shape) \(dtype.rawValue) needs \(expectedBytes)")
         }
+        if count == 0 { return [] }
         let source = tensor.bytes
         guard source.count == expectedBytes else {
             throw fail("data of \(expectedBytes) bytes at offset \(tensor.offset) lies outside the file (\(tensor.file.count) bytes)")
@@ -36,7 +37,7 @@ package enum Dequantize {
             }
         }
         let rows = tensor.shape.first ?? 1
-        guard heads > 0, rows > 0, rows % (2 * heads) == 0 else {
+        guard splitsIntoRotaryPairs(rows: rows, heads: heads) else {
             throw fail("\(rows) rows do not split into \(heads) heads of rotary pairs")
         }
         let rowLength = count / rows
@@ -50,6 +51,12 @@ package enum Dequantize {
             }
             initialized = count
         }
+    }
+
+    /// Whether `rows` split into `heads` heads of an even number of rows each (without
+    /// overflowing on a head count read from a file).
+    package static func splitsIntoRotaryPairs(rows: Int, heads: Int) -> Bool {
+        heads > 0 && rows > 0 && rows % 2 == 0 && heads <= rows / 2 && (rows / 2) % heads == 0
     }
 
     /// Converts `count` elements of `dtype` at the start of `source` to fp32 in `destination`,

@@ -70,8 +70,8 @@ extension GGUFFile {
             guard let dtype = info.type.dtype else {
                 throw EngineError(
                     path: path, subject: info.name,
-                    "tensor type \(info.type.name) (ggml type id \(info.type.rawValue)) is not supported (expected F32, F16, BF16, F64, I8 to I64, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 or Q2_K to Q6_K)"
-                )
+                    "tensor type \(info.type.name) (ggml type id \(info.type.rawValue)) is not supported "
+                        + "(expected F32, F16, BF16, F64, I8 to I64, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 or Q2_K to Q6_K)")
             }
             let name = renames ? GGUFTensorNames.huggingFace(fromGGUF: info.name) ?? info.name : info.name
             guard seen.insert(name).inserted else {
@@ -86,10 +86,10 @@ extension GGUFFile {
                 }
             }
             let shape = info.shape
-            if let heads, shape[0] % (2 * heads) != 0 {
+            if let heads, !Dequantize.splitsIntoRotaryPairs(rows: shape[0], heads: heads) {
                 throw EngineError(
                     path: path, subject: info.name,
-                    "has \(shape[0]) rows, which do not split into \(heads) heads of rotary pairs (expected a multiple of \(2 * heads))"
+                    "has \(shape[0]) rows, which do not split into \(heads) heads of rotary pairs (expected a positive multiple of twice the head count)"
                 )
             }
             return StoredTensor(
