@@ -42,7 +42,7 @@ package struct TextCorpus: Sendable {
         return names.map { (folder as NSString).appendingPathComponent($0) }
     }
 
-    static func collection(name: String, folder: String, glob: String, minimumCharacters: Int?) throws -> TextCorpus {
+    package static func collection(name: String, folder: String, glob: String, minimumCharacters: Int?) throws -> TextCorpus {
         var parts: [String] = []
         var replaced: [String] = []
         var length = 0
