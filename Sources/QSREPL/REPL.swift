@@ -63,7 +63,7 @@ package final class REPL {
             let line: String
             switch editor.readLine() {
             case .endOfInput:
-                output("\n")
+                if isatty(STDIN_FILENO) != 0 { output("\n") }
                 editor.saveHistory()
                 return
             case .interrupted:

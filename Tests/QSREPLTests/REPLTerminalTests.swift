@@ -116,6 +116,15 @@ struct REPLTerminalTests {
         terminal.type(":history\r")
         guard expect(terminal, "the history listed", until: { $0.text.contains("1  print 1\n2  for x in [1] {\n3  }\n4  wait\n5  :history") }) else { return }
         guard expect(terminal, "a prompt", until: { $0.currentLine == "qs> " }) else { return }
+
+        // Ctrl-R finds an earlier line as it is typed; Enter runs it.
+        terminal.type("\u{12}")
+        guard expect(terminal, "the search prompt", until: { $0.text.contains("bck:") }) else { return }
+        terminal.type("prin")
+        guard expect(terminal, "the search typed", until: { $0.text.contains("bck:prin") }) else { return }
+        terminal.type("\r")
+        guard expect(terminal, "the found line run", until: { $0.text.components(separatedBy: "ran: print 1").count == 3 }) else { return }
+        guard expect(terminal, "a prompt", until: { $0.currentLine == "qs> " }) else { return }
         terminal.type("\u{4}")
         #expect(terminal.waitForExit() == 0, "\(terminal.screen)")
     }
