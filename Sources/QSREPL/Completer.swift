@@ -80,7 +80,7 @@ package struct Completer {
         if let command = statement.first {
             candidates = argumentCandidates(command: command, arguments: Array(statement.dropFirst()), word: word)
         } else {
-            candidates = firstWordCandidates(word)
+            candidates = firstWordCandidates()
         }
         candidates = candidates.filter { $0.text.hasPrefix(word) }
         var seen = Set<String>()
@@ -89,7 +89,7 @@ package struct Completer {
         return CompletionResult(word: word, candidates: candidates)
     }
 
-    private func firstWordCandidates(_ word: String) -> [CompletionCandidate] {
+    private func firstWordCandidates() -> [CompletionCandidate] {
         (source.commandNames + Self.colonCommands).map { CompletionCandidate(text: $0, isFinal: true) }
     }
 
@@ -102,19 +102,22 @@ package struct Completer {
             let partial = String(word[word.index(after: equals)...])
             let values = source.optionValues(command: command, option: option)
             return valueCandidates(
-                prefix: prefix, partial: partial, kinds: source.optionKinds(command: command, option: option), words: values)
+                prefix: prefix, partial: partial, kinds: source.optionKinds(command: command, option: option),
+                words: values)
         }
         let given = Set(arguments.map { $0.split(separator: "=", maxSplits: 1).first.map(String.init) ?? $0 })
         let index = arguments.filter { !$0.contains("=") && !flags.contains($0) }.count
         let kinds = source.argumentKinds(command: command, argumentIndex: index)
         if word.hasPrefix("\"") {
-            return kinds.contains(.path) ? pathCandidates(prefix: "\"", partial: String(word.dropFirst()), closing: "\"") : []
+            return kinds.contains(.path)
+                ? pathCandidates(prefix: "\"", partial: String(word.dropFirst()), closing: "\"") : []
         }
         if kinds.contains(.path) && Self.looksLikePath(word) {
             return pathCandidates(prefix: "", partial: word, closing: "")
         }
         var candidates = valueCandidates(
-            prefix: "", partial: word, kinds: kinds, words: source.argumentWords(command: command, argumentIndex: index))
+            prefix: "", partial: word, kinds: kinds, words: source.argumentWords(command: command, argumentIndex: index)
+        )
         candidates += source.optionNames(command: command).filter { !given.contains($0) }.map {
             CompletionCandidate(text: $0 + "=", isFinal: false)
         }
@@ -124,13 +127,19 @@ package struct Completer {
 
     /// Candidates for a value that follows `prefix` (`""` for a positional argument, `key=` for
     /// an option): fixed words, then whatever `kinds` allows.
-    private func valueCandidates(prefix: String, partial: String, kinds: ArgumentKinds, words: [String]) -> [CompletionCandidate] {
+    private func valueCandidates(prefix: String, partial: String, kinds: ArgumentKinds, words: [String])
+        -> [CompletionCandidate]
+    {
         var candidates = words.map { CompletionCandidate(text: prefix + $0, display: $0, isFinal: true) }
         if kinds.contains(.registryName) {
-            candidates += source.registryNames.map { CompletionCandidate(text: prefix + $0, display: $0, isFinal: true) }
+            candidates += source.registryNames.map {
+                CompletionCandidate(text: prefix + $0, display: $0, isFinal: true)
+            }
         }
         if kinds.contains(.variable) {
-            candidates += source.variableNames.map { CompletionCandidate(text: prefix + $0, display: $0, isFinal: true) }
+            candidates += source.variableNames.map {
+                CompletionCandidate(text: prefix + $0, display: $0, isFinal: true)
+            }
         }
         if kinds.contains(.layerPattern) {
             candidates += Self.layerCandidates(partial: partial, names: source.layerNames).map {
@@ -165,7 +174,8 @@ package struct Completer {
         return entries.compactMap { name in
             guard name.hasPrefix(namePrefix), namePrefix.hasPrefix(".") || !name.hasPrefix(".") else { return nil }
             var isFolder: ObjCBool = false
-            let exists = manager.fileExists(atPath: (listed as NSString).appendingPathComponent(name), isDirectory: &isFolder)
+            let exists = manager.fileExists(
+                atPath: (listed as NSString).appendingPathComponent(name), isDirectory: &isFolder)
             if exists && isFolder.boolValue {
                 return CompletionCandidate(text: prefix + folder + name + "/", display: name + "/", isFinal: false)
             }
@@ -206,7 +216,8 @@ package struct Completer {
                         let more = next != nil
                         candidates.append(
                             CompletionCandidate(
-                                text: head + nextSegment + (more ? "." : ""), display: nextSegment + (more ? "." : ""), isFinal: !more))
+                                text: head + nextSegment + (more ? "." : ""), display: nextSegment + (more ? "." : ""),
+                                isFinal: !more))
                     }
                 }
                 start = after
@@ -254,9 +265,16 @@ package struct Completer {
         var y = j.next()
         while let p = x, let q = y {
             if ("0"..."9").contains(p) && ("0"..."9").contains(q) {
-                var m = "", n = ""
-                while let c = x, ("0"..."9").contains(c) { m.unicodeScalars.append(c); x = i.next() }
-                while let c = y, ("0"..."9").contains(c) { n.unicodeScalars.append(c); y = j.next() }
+                var m = ""
+                var n = ""
+                while let c = x, ("0"..."9").contains(c) {
+                    m.unicodeScalars.append(c)
+                    x = i.next()
+                }
+                while let c = y, ("0"..."9").contains(c) {
+                    n.unicodeScalars.append(c)
+                    y = j.next()
+                }
                 if m.count != n.count { return m.count < n.count }
                 if m != n { return m < n }
                 continue
@@ -272,7 +290,12 @@ package struct Completer {
 /// A layer pattern as the language writes it: `*` matches any run of characters (dots
 /// included), `?` one character, `[0-5]` a number in a range or `[abc]` one of some characters.
 struct Glob {
-    private enum Piece { case literal(Character), any, one, range(ClosedRange<Int>), set(Set<Character>) }
+    private enum Piece {
+        case literal(Character)
+        case any, one
+        case range(ClosedRange<Int>)
+        case set(Set<Character>)
+    }
     private let pieces: [Piece]
 
     static func isSpecial(_ character: Character) -> Bool { "*?[".contains(character) }

@@ -16,7 +16,7 @@ package struct ArgumentKinds: OptionSet, Sendable, Hashable {
 /// The names the completer offers, answered by the interpreter's session from its command
 /// table, its scopes and the loaded model. Every question has a default answer of "nothing",
 /// so a source implements only what it knows.
-package protocol CompletionSource: AnyObject {
+package protocol CompletionSource {
     /// Words that may start a statement: built-in commands, recipes and keywords.
     var commandNames: [String] { get }
     /// The `key=value` options of a command, without the `=` (`bits`, `group`).
@@ -53,7 +53,7 @@ extension CompletionSource {
 }
 
 /// Runs what the person typed. Implemented by the interpreter's session.
-package protocol LineEvaluator: AnyObject {
+package protocol LineEvaluator {
     /// Runs one complete input (possibly several lines joined with "\n"), printing its own
     /// output and errors; never throws, the REPL stays up.
     func evaluate(_ source: String)

@@ -21,7 +21,9 @@ package final class REPL {
     }
 
     /// The history file: `$QS_HOME/history`, or `~/.cache/qs/history` when QS_HOME is unset.
-    package static func defaultHistoryPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+    package static func defaultHistoryPath(environment: [String: String] = ProcessInfo.processInfo.environment)
+        -> String
+    {
         if let home = environment["QS_HOME"], !home.isEmpty {
             return (home as NSString).appendingPathComponent("history")
         }

@@ -23,9 +23,11 @@ final class EchoEvaluator: LineEvaluator {
 /// A few commands shaped like qs's own, for trying and testing the REPL without the interpreter.
 final class DemoCompletion: CompletionSource {
     let commandNames = ["quantize", "load", "eval", "prune", "print", "let", "wait", "help"]
-    let layerNames = ["embed", "head"] + (0..<3).flatMap { index in
-        ["attn.q", "attn.k", "attn.v", "attn.o", "mlp.up", "mlp.down", "mlp.gate"].map { "layer.\(index).\($0)" }
-    }
+    let layerNames =
+        ["embed", "head"]
+        + (0..<3).flatMap { index in
+            ["attn.q", "attn.k", "attn.v", "attn.o", "mlp.up", "mlp.down", "mlp.gate"].map { "layer.\(index).\($0)" }
+        }
     let registryNames = ["smollm2-135m", "minilm-l6", "shakespeare", "bbc-news"]
     let variableNames = ["base", "r"]
 

@@ -82,7 +82,8 @@ struct CompleterTests {
 
     init() throws {
         folder = try TemporaryFolder()
-        completer = Completer(source: TableSource(), homeDirectory: folder.path + "/models", workingDirectory: folder.path)
+        completer = Completer(
+            source: TableSource(), homeDirectory: folder.path + "/models", workingDirectory: folder.path)
     }
 
     @Test(
@@ -91,7 +92,13 @@ struct CompleterTests {
             // first word: commands and colon commands
             ("qua", ["quantize"], "ntize "),
             ("qu", ["quantize", "quit-all"], ""),
-            ("", [":help", ":history", ":quit", "eval", "let", "load", "print", "prune", "quantize", "quit-all", "save"], ""),
+            (
+                "",
+                [
+                    ":help", ":history", ":quit", "eval", "let", "load", "print", "prune", "quantize", "quit-all",
+                    "save",
+                ], ""
+            ),
             (":h", [":help", ":history"], ""),
             (":q", [":quit"], "uit "),
             ("xyz", [], ""),
@@ -101,7 +108,7 @@ struct CompleterTests {
             ("quantize layer.* bits=4 a", ["asym"], "sym "),
             ("quantize layer.* asym bits=4 ", ["group=", "method=", "sym"], ""),
             ("quantize layer.* method=g", ["method=gptq"], "ptq "),
-            ("quantize layer.* method=", ["method=awq", "method=gptq", "method=rtn"], "") ,
+            ("quantize layer.* method=", ["method=awq", "method=gptq", "method=rtn"], ""),
             ("quantize layer.* method=x", [], ""),
             ("save out format=c", ["format=compressed-tensors"], "ompressed-tensors "),
             // layer names one segment at a time, and after a glob

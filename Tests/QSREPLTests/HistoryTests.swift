@@ -5,7 +5,8 @@ import Testing
 
 struct HistoryTests {
     private func temporaryHistoryPath() -> (folder: String, file: String) {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("qs-history-\(UUID().uuidString)").path
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("qs-history-\(UUID().uuidString)")
+            .path
         return (folder, folder + "/nested/history")
     }
 
@@ -14,7 +15,9 @@ struct HistoryTests {
         defer { try? FileManager.default.removeItem(atPath: folder) }
         do {
             let editor = LineEditor(historyPath: file, historySize: 3)
-            for line in ["load smollm2-135m", "quantize layer.* bits=4", "quantize layer.* bits=4", "eval ppl", "print \"a b\""] {
+            for line in [
+                "load smollm2-135m", "quantize layer.* bits=4", "quantize layer.* bits=4", "eval ppl", "print \"a b\"",
+            ] {
                 editor.addToHistory(line)
             }
             #expect(editor.historyEntries == ["quantize layer.* bits=4", "eval ppl", "print \"a b\""])

@@ -30,7 +30,8 @@ final class PseudoTerminal {
         master = open("/dev/ptmx", O_RDWR | O_NOCTTY)
         var unlock: Int32 = 0
         var number: UInt32 = 0
-        guard master >= 0, ioctl(master, UInt(0x4004_5431), &unlock) == 0, ioctl(master, UInt(0x8004_5430), &number) == 0
+        guard master >= 0, ioctl(master, UInt(0x4004_5431), &unlock) == 0,
+            ioctl(master, UInt(0x8004_5430), &number) == 0
         else {
             throw Failure.system("cannot open a pseudo-terminal: \(String(cString: strerror(errno)))")
         }
@@ -50,7 +51,8 @@ final class PseudoTerminal {
         defer { posix_spawnattr_destroy(&attributes) }
         // POSIX_SPAWN_SETSID (glibc): the child leads a new session, and the tty it opens as
         // its standard input becomes its controlling terminal.
-        posix_spawnattr_setflags(&attributes, Int16(0x80) | Int16(POSIX_SPAWN_SETSIGMASK) | Int16(POSIX_SPAWN_SETSIGDEF))
+        posix_spawnattr_setflags(
+            &attributes, Int16(0x80) | Int16(POSIX_SPAWN_SETSIGMASK) | Int16(POSIX_SPAWN_SETSIGDEF))
         var noSignals = sigset_t()
         sigemptyset(&noSignals)
         posix_spawnattr_setsigmask(&attributes, &noSignals)
@@ -157,7 +159,8 @@ struct TerminalScreen: CustomStringConvertible {
     var beforeCursor: String { String(rows[row].prefix(column)) }
     /// All rows, trailing blanks removed.
     var text: String {
-        rows.map { String($0).replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression) }.joined(separator: "\n")
+        rows.map { String($0).replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression) }.joined(
+            separator: "\n")
     }
     var description: String { "screen:\n\(text)\n--- raw: \(raw.debugDescription)" }
 
@@ -215,7 +218,9 @@ struct TerminalScreen: CustomStringConvertible {
             case "P":
                 if column < rows[row].count { rows[row].removeSubrange(column..<min(column + count, rows[row].count)) }
             case "@":
-                if column <= rows[row].count { rows[row].insert(contentsOf: repeatElement(" ", count: count), at: column) }
+                if column <= rows[row].count {
+                    rows[row].insert(contentsOf: repeatElement(" ", count: count), at: column)
+                }
             default: break
             }
             return

@@ -11,7 +11,8 @@ struct REPLTerminalTests {
     /// The demo built next to this test binary (.build/<config>/qs-repl-demo).
     static func executable() -> String? {
         if let path = ProcessInfo.processInfo.environment["QS_REPL_EXECUTABLE"] { return path }
-        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let me =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var folder = URL(fileURLWithPath: me).deletingLastPathComponent()
         for _ in 0..<4 {
             let candidate = folder.appendingPathComponent("qs-repl-demo").path
@@ -27,7 +28,9 @@ struct REPLTerminalTests {
         var input = Array(text.utf8)[...]
         while let byte = input.popFirst() {
             let digits = input.prefix(3)
-            if byte == UInt8(ascii: "\\"), digits.count == 3, let value = UInt8(String(decoding: digits, as: UTF8.self), radix: 8) {
+            if byte == UInt8(ascii: "\\"), digits.count == 3,
+                let value = UInt8(String(decoding: digits, as: UTF8.self), radix: 8)
+            {
                 bytes.append(value)
                 input = input.dropFirst(3)
             } else {
@@ -39,9 +42,12 @@ struct REPLTerminalTests {
 
     /// Starts the demo with QS_HOME in a fresh temporary folder.
     private func start() throws -> (PseudoTerminal, home: String) {
-        let executable = try #require(Self.executable(), "qs-repl-demo is not built next to the tests; run `swift build` first")
+        let executable = try #require(
+            Self.executable(), "qs-repl-demo is not built next to the tests; run `swift build` first")
         let home = FileManager.default.temporaryDirectory.appendingPathComponent("qs-repl-\(UUID().uuidString)").path
-        let environment = ["QS_HOME": home + "/qs", "HOME": home, "TERM": "vt100", "LANG": "C.UTF-8", "PATH": "/usr/bin:/bin"]
+        let environment = [
+            "QS_HOME": home + "/qs", "HOME": home, "TERM": "vt100", "LANG": "C.UTF-8", "PATH": "/usr/bin:/bin",
+        ]
         let terminal = try PseudoTerminal(executable: executable, environment: environment)
         return (terminal, home)
     }
@@ -62,18 +68,26 @@ struct REPLTerminalTests {
         terminal.type("\t")
         guard expect(terminal, "quantize completed", until: { $0.beforeCursor == "qs> quantize " }) else { return }
         terminal.type("layer.1.a\t")
-        guard expect(terminal, "a layer segment completed", until: { $0.beforeCursor == "qs> quantize layer.1.attn." }) else { return }
+        guard expect(terminal, "a layer segment completed", until: { $0.beforeCursor == "qs> quantize layer.1.attn." })
+        else { return }
         terminal.type("q method=g\t")
-        guard expect(terminal, "an option value completed", until: { $0.beforeCursor.hasSuffix("method=gptq ") }) else { return }
+        guard expect(terminal, "an option value completed", until: { $0.beforeCursor.hasSuffix("method=gptq ") }) else {
+            return
+        }
         terminal.type("bits=4\r")
-        guard expect(terminal, "the command run", until: { $0.text.contains("ran: quantize layer.1.attn.q method=gptq bits=4") }) else { return }
+        guard
+            expect(
+                terminal, "the command run",
+                until: { $0.text.contains("ran: quantize layer.1.attn.q method=gptq bits=4") })
+        else { return }
         guard expect(terminal, "a new prompt", until: { $0.currentLine == "qs> " }) else { return }
 
         terminal.type(":quit\r")
         let status = terminal.waitForExit()
         #expect(status == 0, "\(terminal.screen)")
         let history = try String(contentsOfFile: home + "/qs/history", encoding: .utf8)
-        #expect(Self.unvis(history).contains("\nquantize layer.1.attn.q method=gptq bits=4\n"), "history file: \(history)")
+        #expect(
+            Self.unvis(history).contains("\nquantize layer.1.attn.q method=gptq bits=4\n"), "history file: \(history)")
     }
 
     @Test func secondTabListsContinuationAndControlKeys() throws {
@@ -82,14 +96,21 @@ struct REPLTerminalTests {
         guard expect(terminal, "the prompt", until: { $0.currentLine == "qs> " }) else { return }
 
         terminal.type("quantize layer.1.\t\t")
-        guard expect(terminal, "the segments listed", until: { $0.text.contains("attn.") && $0.text.contains("mlp.") }) else { return }
-        guard expect(terminal, "the line redrawn", until: { $0.beforeCursor == "qs> quantize layer.1." }) else { return }
+        guard expect(terminal, "the segments listed", until: { $0.text.contains("attn.") && $0.text.contains("mlp.") })
+        else { return }
+        guard expect(terminal, "the line redrawn", until: { $0.beforeCursor == "qs> quantize layer.1." }) else {
+            return
+        }
 
         // Ctrl-C at the prompt drops the line and prompts again.
         terminal.type("\u{3}")
-        guard expect(terminal, "a fresh prompt after Ctrl-C", until: { $0.currentLine == "qs> " && $0.row > 0 }) else { return }
+        guard expect(terminal, "a fresh prompt after Ctrl-C", until: { $0.currentLine == "qs> " && $0.row > 0 }) else {
+            return
+        }
         terminal.type("print 1\r")
-        guard expect(terminal, "the next command run alone", until: { $0.text.contains("ran: print 1") }) else { return }
+        guard expect(terminal, "the next command run alone", until: { $0.text.contains("ran: print 1") }) else {
+            return
+        }
         #expect(!terminal.screen.text.contains("ran: quantize"))
         // Typing ahead of the prompt is not what is tested here: wait for it each time.
         guard expect(terminal, "a prompt", until: { $0.currentLine == "qs> " }) else { return }
@@ -114,7 +135,11 @@ struct REPLTerminalTests {
         terminal.type("\u{1}\u{B}")
         guard expect(terminal, "the line cleared", until: { $0.currentLine == "qs> " }) else { return }
         terminal.type(":history\r")
-        guard expect(terminal, "the history listed", until: { $0.text.contains("1  print 1\n2  for x in [1] {\n3  }\n4  wait\n5  :history") }) else { return }
+        guard
+            expect(
+                terminal, "the history listed",
+                until: { $0.text.contains("1  print 1\n2  for x in [1] {\n3  }\n4  wait\n5  :history") })
+        else { return }
         guard expect(terminal, "a prompt", until: { $0.currentLine == "qs> " }) else { return }
 
         // Ctrl-R finds an earlier line as it is typed; Enter runs it.
@@ -123,7 +148,10 @@ struct REPLTerminalTests {
         terminal.type("prin")
         guard expect(terminal, "the search typed", until: { $0.text.contains("bck:prin") }) else { return }
         terminal.type("\r")
-        guard expect(terminal, "the found line run", until: { $0.text.components(separatedBy: "ran: print 1").count == 3 }) else { return }
+        guard
+            expect(
+                terminal, "the found line run", until: { $0.text.components(separatedBy: "ran: print 1").count == 3 })
+        else { return }
         guard expect(terminal, "a prompt", until: { $0.currentLine == "qs> " }) else { return }
         terminal.type("\u{4}")
         #expect(terminal.waitForExit() == 0, "\(terminal.screen)")
