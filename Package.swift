@@ -37,6 +37,9 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "qs-bench", dependencies: ["QSEngine"]),
+        // A REPL with a fake evaluator and completion source, driven in a pseudo-terminal by
+        // QSREPLTests until the interpreter can stand in for it.
+        .executableTarget(name: "qs-repl-demo", dependencies: ["QSREPL"]),
         .testTarget(name: "QSLanguageTests", dependencies: ["QSLanguage"]),
         .testTarget(name: "QSEngineTests", dependencies: ["QSEngine"], resources: [.copy("Fixtures")]),
         .testTarget(name: "QSInterpreterTests", dependencies: ["QSInterpreter", "QSLanguage", "QSEngine"]),
