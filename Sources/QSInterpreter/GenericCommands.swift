@@ -1,4 +1,5 @@
 import Foundation
+import QSEngine
 import QSLanguage
 
 extension Session {
@@ -11,7 +12,7 @@ extension Session {
                 positionals: [ArgumentSpec("command", .word, help: "the command to explain")],
                 examples: ["help", "help quantize"]),
             handler: Session.runHelp)
-        registerSetting(ArgumentSpec("threads", .integer, help: "worker threads for kernels", default: .number(Double(ProcessInfo.processInfo.activeProcessorCount)), range: 1...1024))
+        registerSetting(ArgumentSpec("threads", .integer, help: "worker threads for kernels (0: QS_THREADS, else all cores)", default: .number(0), range: 0...1024))
         registerSetting(ArgumentSpec("seed", .integer, help: "seed for sampling calibration and evaluation text", default: .number(0), range: 0...4_294_967_295))
         registerSetting(ArgumentSpec("eval_text", .string, help: "the text 'eval' uses when none is named", default: .word("shakespeare")))
     }
@@ -52,6 +53,9 @@ extension Session {
         }
         for spec in given {
             try session.setSetting(spec.name, invocation.arguments[spec.name] ?? .none)
+            if spec.name == "threads", let count = session.setting("threads")?.number {
+                ThreadCount.set(Int(count))
+            }
         }
         return .none
     }

@@ -101,8 +101,15 @@ struct Help: ParsableCommand {
     @ArgumentParser.Argument(help: "A .qs command.")
     var command: String?
 
+    @Flag(help: "Print the reference of every command as Markdown (the end of docs/language.md).")
+    var markdown = false
+
     func run() throws {
         let runner = ScriptRunner()
+        if markdown {
+            print(runner.session.table.markdownReference, terminator: "")
+            return
+        }
         let status = runner.run(SourceFile(name: "<help>", text: command.map { "help \($0)" } ?? "help"))
         if status != 0 { throw ExitCode(status) }
     }

@@ -11,8 +11,8 @@ struct RealModelTests {
     var texts: String { ProcessInfo.processInfo.environment["QS_SHAKESPEARE_DIR"] ?? "" }
 
     struct PerplexityFixture: Decodable {
-        struct Protocol: Decodable { var tokens: Int; var context: Int; var stride: Int; var bos: Bool }
-        var `protocol`: Protocol
+        struct Settings: Decodable { var tokens: Int; var context: Int; var stride: Int; var bos: Bool }
+        var `protocol`: Settings
         var perplexity: Double
         var scored: Int
         var first_ids: [Int]

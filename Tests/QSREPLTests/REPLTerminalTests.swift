@@ -58,6 +58,41 @@ struct REPLTerminalTests {
         return held
     }
 
+    /// The real `qs` (QS_BIN, set by scripts/test): completion from the command table, a run,
+    /// an error that leaves the session up with its variables, and history saved on quit.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["QS_BIN"] != nil))
+    func realQSCompletesRunsReportsAndRemembers() throws {
+        let home = FileManager.default.temporaryDirectory.appendingPathComponent("qs-repl-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        let environment = [
+            "QS_HOME": home + "/qs", "HOME": home, "TERM": "vt100", "LANG": "C.UTF-8", "PATH": "/usr/bin:/bin",
+            "NO_COLOR": "1",
+        ]
+        let terminal = try PseudoTerminal(executable: ProcessInfo.processInfo.environment["QS_BIN"]!, environment: environment)
+        guard expect(terminal, "the prompt", until: { $0.currentLine == "qs> " }) else { return }
+        terminal.type("hel")
+        guard expect(terminal, "hel typed", until: { $0.beforeCursor == "qs> hel" }) else { return }
+        terminal.type("\t")
+        guard expect(terminal, "help completed", until: { $0.beforeCursor == "qs> help " }) else { return }
+        terminal.type("ev\t")
+        guard expect(terminal, "a command name completed as argument", until: { $0.beforeCursor == "qs> help eval " }) else { return }
+        terminal.type("\r")
+        guard expect(terminal, "help for eval", until: { $0.text.contains("eval [ppl|kld|embed|classify]") }) else { return }
+        guard expect(terminal, "a new prompt", until: { $0.currentLine == "qs> " }) else { return }
+        terminal.type("let r = 21\r")
+        guard expect(terminal, "a new prompt", until: { $0.currentLine == "qs> " }) else { return }
+        terminal.type("prnt r\r")
+        guard expect(terminal, "an error with its caret", until: { $0.text.contains("error:") && $0.text.contains("^") }) else { return }
+        guard expect(terminal, "the session still up", until: { $0.currentLine == "qs> " }) else { return }
+        terminal.type("print \"twice {r * 2}\"\r")
+        guard expect(terminal, "the variable kept", until: { $0.text.contains("twice 42") }) else { return }
+        guard expect(terminal, "a new prompt", until: { $0.currentLine == "qs> " }) else { return }
+        terminal.type(":quit\r")
+        #expect(terminal.waitForExit() == 0, "\(terminal.screen)")
+        let history = try String(contentsOfFile: home + "/qs/history", encoding: .utf8)
+        #expect(Self.unvis(history).contains("\nprint \"twice {r * 2}\"\n"), "history file: \(history)")
+    }
+
     @Test func tabCompletesRunsAndRemembers() throws {
         let (terminal, home) = try start()
         defer { try? FileManager.default.removeItem(atPath: home) }

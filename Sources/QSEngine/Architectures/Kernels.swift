@@ -201,15 +201,8 @@ package enum Kernels {
     /// Softmax over `count` values in place, in fp32 with the maximum subtracted.
     @inline(__always)
     package static func softmax(_ row: UnsafeMutablePointer<Float>, count: Int) {
-        var maximum = -Float.infinity
-        for i in 0 ..< count { maximum = max(maximum, row[i]) }
-        var sum: Float = 0
-        for i in 0 ..< count {
-            let e = Foundation.exp(row[i] - maximum)
-            row[i] = e
-            sum += e
-        }
-        let inverse = 1 / sum
+        let maximum = FastMath.maximum(row, count: count)
+        let inverse = Float(1 / FastMath.expShifted(row, count: count, shift: maximum))
         for i in 0 ..< count { row[i] *= inverse }
     }
 

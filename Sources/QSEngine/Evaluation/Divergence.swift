@@ -69,31 +69,30 @@ package enum Divergence {
     {
         let n = base.cols
         let offset = row * n
-        return base.data.withUnsafeBufferPointer { b in
-            current.data.withUnsafeBufferPointer { c in
-                var maxB = -Float.infinity
-                var maxC = -Float.infinity
-                var argB = 0
-                var argC = 0
-                for i in 0 ..< n {
-                    if b[offset + i] > maxB { maxB = b[offset + i]; argB = i }
-                    if c[offset + i] > maxC { maxC = c[offset + i]; argC = i }
+        var probabilities = [Float](repeating: 0, count: n)
+        return base.data.withUnsafeBufferPointer { bp in
+            current.data.withUnsafeBufferPointer { cp in
+                probabilities.withUnsafeMutableBufferPointer { pp in
+                    let b = bp.baseAddress! + offset
+                    let c = cp.baseAddress! + offset
+                    var argB = 0
+                    var argC = 0
+                    for i in 1 ..< n {
+                        if b[i] > b[argB] { argB = i }
+                        if c[i] > c[argC] { argC = i }
+                    }
+                    let logZB = Foundation.log(FastMath.sumExpShifted(b, count: n, shift: b[argB])) + Double(b[argB])
+                    let logZC = Foundation.log(FastMath.sumExpShifted(c, count: n, shift: c[argC])) + Double(c[argC])
+                    // p_i = e^(b_i - logZB); KL = Σ p_i ((b_i - logZB) - (c_i - logZC)).
+                    pp.baseAddress!.update(from: b, count: n)
+                    _ = FastMath.expShifted(pp.baseAddress!, count: n, shift: Float(logZB))
+                    let shift = Float(logZC - logZB)
+                    var kld: Float = 0
+                    for i in 0 ..< n { kld += pp[i] * (b[i] - c[i] + shift) }
+                    return (
+                        Swift.max(Double(kld), 0), argB == argC, logZC - Double(c[target]), logZB - Double(b[target])
+                    )
                 }
-                var sumB = 0.0
-                var sumC = 0.0
-                for i in 0 ..< n {
-                    sumB += Foundation.exp(Double(b[offset + i] - maxB))
-                    sumC += Foundation.exp(Double(c[offset + i] - maxC))
-                }
-                let logZB = Foundation.log(sumB) + Double(maxB)
-                let logZC = Foundation.log(sumC) + Double(maxC)
-                var kld = 0.0
-                for i in 0 ..< n {
-                    let logP = Double(b[offset + i]) - logZB
-                    let logQ = Double(c[offset + i]) - logZC
-                    kld += Foundation.exp(logP) * (logP - logQ)
-                }
-                return (max(kld, 0), argB == argC, logZC - Double(c[offset + target]), logZB - Double(b[offset + target]))
             }
         }
     }

@@ -117,12 +117,10 @@ package enum Perplexity {
     /// -log softmax(logits[row])[target], computed in double precision.
     package static func negativeLogLikelihood(_ logits: Activations, row: Int, target: Int) -> Double {
         logits.data.withUnsafeBufferPointer { p in
-            let base = row * logits.cols
-            var maximum = -Float.infinity
-            for i in 0 ..< logits.cols { maximum = max(maximum, p[base + i]) }
-            var sum = 0.0
-            for i in 0 ..< logits.cols { sum += Foundation.exp(Double(p[base + i] - maximum)) }
-            return Foundation.log(sum) + Double(maximum) - Double(p[base + target])
+            let start = p.baseAddress! + row * logits.cols
+            let maximum = FastMath.maximum(start, count: logits.cols)
+            let sum = FastMath.sumExpShifted(start, count: logits.cols, shift: maximum)
+            return Foundation.log(sum) + Double(maximum) - Double(start[target])
         }
     }
 }

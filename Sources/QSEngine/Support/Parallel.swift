@@ -1,3 +1,4 @@
+import Synchronization
 import Dispatch
 import Foundation
 
@@ -29,7 +30,20 @@ package enum ThreadCount {
     /// The count the environment asked for at first use, or every core when `QS_THREADS` is
     /// invalid (the error is reported by `BLAS.load()`). Read once: it is a default for every
     /// parallel loop, and reading the environment allocates.
-    package static let configured: Int = (try? fromEnvironment()) ?? cores
+    package static var configured: Int {
+        let chosen = override.load(ordering: .relaxed)
+        return chosen > 0 ? chosen : fromEnvironmentOnce
+    }
+
+    private static let fromEnvironmentOnce: Int = (try? fromEnvironment()) ?? cores
+    private static let override = Atomic<Int>(0)
+
+    /// Uses `count` threads from now on, for qs's own loops and for OpenBLAS; 0 goes back to
+    /// QS_THREADS or all cores.
+    package static func set(_ count: Int) {
+        override.store(max(0, count), ordering: .relaxed)
+        if (try? BLAS.load()) != nil { BLAS.setThreads(configured) }
+    }
 }
 
 /// Runs `body` over `0..<count` split into at most `chunks` contiguous ranges, in parallel on
