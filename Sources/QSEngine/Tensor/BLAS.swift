@@ -82,9 +82,11 @@ package enum BLAS {
     private static let state: Result<Library, EngineError> = Result { () throws(EngineError) in try open() }
 
     /// Opens OpenBLAS (once) and sets its thread count from `QS_THREADS` (default: all cores).
-    /// Throws when the library is missing or `QS_THREADS` is invalid.
+    /// Throws when the library is missing, or when `QS_THREADS` is invalid (the library is then
+    /// still usable, on all cores).
     package static func load() throws {
         _ = try state.get()
+        _ = try ThreadCount.fromEnvironment()
     }
 
     /// The loaded library. `GEMM` calls this; a program that wants the load error reported
@@ -127,7 +129,6 @@ package enum BLAS {
     }
 
     private static func open() throws(EngineError) -> Library {
-        let threads = try ThreadCount.fromEnvironment()
         let chosenBy: String
         if let preset = getenv("OPENBLAS_CORETYPE"), preset.pointee != 0 {
             chosenBy = "OPENBLAS_CORETYPE was set"
@@ -149,7 +150,7 @@ package enum BLAS {
         let setThreads = try symbol("openblas_set_num_threads", qs_blas_set_threads)
         let getThreads = try symbol("openblas_get_num_threads", qs_blas_get_threads)
         let coreName = try symbol("openblas_get_corename", qs_blas_corename)
-        setThreads(Int32(clamping: threads))
+        setThreads(Int32(clamping: ThreadCount.configured))
         let name = coreName().map { String(cString: $0).trimmingCharacters(in: .whitespaces) }
         return Library(
             sgemm: sgemm, setThreads: setThreads, getThreads: getThreads,
