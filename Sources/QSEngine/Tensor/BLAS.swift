@@ -46,10 +46,11 @@ package struct CPUFeatures: Sendable, Equatable {
 
 /// The OpenBLAS library, opened once with `dlopen` after `OPENBLAS_CORETYPE` is chosen.
 ///
-/// Debian's OpenBLAS 0.3.21 takes these machines for "Prescott" (SSE3) and runs sgemm at about
-/// 40 GFLOP/s on 2 threads; told "SkylakeX" it runs the same shapes at about 250 GFLOP/s. Its
-/// detection happens in a load-time constructor, so the choice must be in the environment
-/// before the library is opened, which is why the library is not linked.
+/// Debian's OpenBLAS 0.3.21 takes these machines for "Prescott" (SSE3) and runs sgemm at
+/// 40-80 GFLOP/s on 2 threads at SmolLM2's shapes; told "SkylakeX" it runs them at 200-210
+/// GFLOP/s, level with numpy's own OpenBLAS 0.3.31 (scripts/bench/gemm). Its detection happens
+/// in a load-time constructor, so the choice must be in the environment before the library is
+/// opened, which is why the library is not linked.
 package enum BLAS {
     /// The core type OpenBLAS should use for `features`, and why; nil leaves OpenBLAS to its
     /// own detection. Never a core type whose kernels use AMX or bf16 tiles (SapphireRapids,
