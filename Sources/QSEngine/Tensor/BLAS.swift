@@ -46,10 +46,11 @@ package struct CPUFeatures: Sendable, Equatable {
 
 /// The OpenBLAS library, opened once with `dlopen` after `OPENBLAS_CORETYPE` is chosen.
 ///
-/// Debian's OpenBLAS 0.3.21 takes these machines for "Prescott" (SSE3) and runs sgemm at about
-/// 40 GFLOP/s on 2 threads; told "SkylakeX" it runs the same shapes at about 250 GFLOP/s. Its
-/// detection happens in a load-time constructor, so the choice must be in the environment
-/// before the library is opened, which is why the library is not linked.
+/// Debian's OpenBLAS 0.3.21 takes these machines for "Prescott" (SSE3) and runs sgemm at
+/// 40-80 GFLOP/s on 2 threads at SmolLM2's shapes; told "SkylakeX" it runs them at 200-210
+/// GFLOP/s, level with numpy's own OpenBLAS 0.3.31 (scripts/bench/gemm). Its detection happens
+/// in a load-time constructor, so the choice must be in the environment before the library is
+/// opened, which is why the library is not linked.
 package enum BLAS {
     /// The core type OpenBLAS should use for `features`, and why; nil leaves OpenBLAS to its
     /// own detection. Never a core type whose kernels use AMX or bf16 tiles (SapphireRapids,
@@ -82,9 +83,11 @@ package enum BLAS {
     private static let state: Result<Library, EngineError> = Result { () throws(EngineError) in try open() }
 
     /// Opens OpenBLAS (once) and sets its thread count from `QS_THREADS` (default: all cores).
-    /// Throws when the library is missing or `QS_THREADS` is invalid.
+    /// Throws when the library is missing, or when `QS_THREADS` is invalid (the library is then
+    /// still usable, on all cores).
     package static func load() throws {
         _ = try state.get()
+        _ = try ThreadCount.fromEnvironment()
     }
 
     /// The loaded library. `GEMM` calls this; a program that wants the load error reported
@@ -127,7 +130,6 @@ package enum BLAS {
     }
 
     private static func open() throws(EngineError) -> Library {
-        let threads = try ThreadCount.fromEnvironment()
         let chosenBy: String
         if let preset = getenv("OPENBLAS_CORETYPE"), preset.pointee != 0 {
             chosenBy = "OPENBLAS_CORETYPE was set"
@@ -149,7 +151,7 @@ package enum BLAS {
         let setThreads = try symbol("openblas_set_num_threads", qs_blas_set_threads)
         let getThreads = try symbol("openblas_get_num_threads", qs_blas_get_threads)
         let coreName = try symbol("openblas_get_corename", qs_blas_corename)
-        setThreads(Int32(clamping: threads))
+        setThreads(Int32(clamping: ThreadCount.configured))
         let name = coreName().map { String(cString: $0).trimmingCharacters(in: .whitespaces) }
         return Library(
             sgemm: sgemm, setThreads: setThreads, getThreads: getThreads,

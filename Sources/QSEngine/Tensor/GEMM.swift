@@ -2,6 +2,9 @@ import CBLAS
 
 /// The one matrix product of qs: C = alpha * op(A) * op(B) + beta * C in fp32, row-major,
 /// backed by OpenBLAS's `cblas_sgemm`. op(A) is m×k, op(B) is k×n, C is m×n.
+///
+/// The first product opens OpenBLAS (see `BLAS`); a missing library is fatal here, so a
+/// program calls `BLAS.load()` at start-up to report it as an error instead.
 package enum GEMM {
     /// C = alpha * op(A) * op(B) + beta * C, all row-major.
     ///
