@@ -18,11 +18,13 @@ let package = Package(
         .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CEditLine", pkgConfig: "libedit", providers: [.apt(["libedit-dev"])]),
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        // Vector kernels in C (exp, max) with an AVX-512 path chosen at run time.
+        .target(name: "CQSKernels", cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "QSLanguage"),
         .target(
             name: "QSEngine",
             dependencies: [
-                "CBLAS", "CZlib",
+                "CBLAS", "CZlib", "CQSKernels",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             resources: [.embedInCode("Registry/registry.json")]

@@ -6,7 +6,9 @@ import QSEngine
 enum QSBench {
     static let usage = """
         usage: qs-bench gemm [--threads N] [--seconds S]
-          gemm   GFLOP/s of GEMM.sgemm at SmolLM2-135M's layer shapes (512 tokens)
+               qs-bench dequant FILE [--repeat N]
+          gemm     GFLOP/s of GEMM.sgemm at SmolLM2-135M's layer shapes (512 tokens)
+          dequant  best time in seconds to dequantize every tensor of a GGUF to fp32
           --threads N   OpenBLAS threads (default: QS_THREADS, else all cores)
           --seconds S   time spent per shape (default 1)
         """
@@ -17,6 +19,7 @@ enum QSBench {
         arguments.removeFirst()
         switch command {
         case "gemm": GEMMBench(arguments: arguments).run()
+        case "dequant": DequantBench.run(arguments)
         case "-h", "--help": print(usage)
         default: fail("qs-bench: unknown benchmark '\(command)'\n\(usage)")
         }
@@ -121,6 +124,31 @@ struct GEMMBench {
         return (0..<count).map { _ in
             state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
             return Float(state >> 40) / Float(1 << 23) - 1
+        }
+    }
+}
+
+/// Dequantizes every tensor of a GGUF to fp32 (what `qs convert --dtype f32` and every first
+/// use of a weight do) and prints the best wall time of `--repeat` rounds, in seconds.
+enum DequantBench {
+    static func run(_ arguments: [String]) {
+        guard let path = arguments.first else { QSBench.fail("qs-bench dequant: needs a GGUF file") }
+        var repeatCount = 3
+        if arguments.count == 3, arguments[1] == "--repeat", let n = Int(arguments[2]), n >= 1 { repeatCount = n }
+        do {
+            let tensors = try GGUFFile(path: path).storedTensors()
+            var best = Double.infinity
+            var values = 0
+            for _ in 0 ..< repeatCount {
+                let start = Date()
+                values = 0
+                for tensor in tensors { values += try Dequantize.floats(tensor).count }
+                best = min(best, Date().timeIntervalSince(start))
+            }
+            FileHandle.standardError.write(Data("\(values) values\n".utf8))
+            print(String(format: "%.4f", best))
+        } catch {
+            QSBench.fail("qs-bench dequant: \(error)")
         }
     }
 }

@@ -80,6 +80,8 @@ extension Session {
             if isatty(2) != 0 { FileHandle.standardError.write(Data("\(message)\n".utf8)) }
         }
         let checkpoint = try Checkpoint.open(path)
+        // Every forward pass multiplies through OpenBLAS: say now, not mid-evaluation, if it is missing.
+        try BLAS.load()
         let loaded = try LoadedModel(name: name, checkpoint: checkpoint)
         session.workspace.loaded = loaded
         session.workspace.snapshots = [:]

@@ -1,0 +1,18 @@
+#ifndef QS_KERNELS_H
+#define QS_KERNELS_H
+// Vector kernels the Swift compiler does not vectorise well (exp needs rounding, integer
+// conversion and bit tricks that Swift's generic SIMD types leave as calls). Each has an
+// AVX-512 version, chosen at run time when the CPU has AVX-512F, and a portable one.
+
+/// The largest of n values (-inf when n == 0).
+float qs_max(const float *values, long n);
+
+/// values[i] = exp(values[i] - shift); returns the sum of the new values.
+double qs_exp_shifted(float *values, long n, float shift);
+
+/// The sum of exp(values[i] - shift), values unchanged.
+double qs_sum_exp_shifted(const float *values, long n, float shift);
+
+/// Whether the AVX-512 versions are in use.
+int qs_kernels_use_avx512(void);
+#endif
