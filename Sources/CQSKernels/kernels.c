@@ -73,6 +73,17 @@ __attribute__((target("avx512f"))) static float max_avx512(const float *values, 
     return _mm512_reduce_max_ps(best);
 }
 
+__attribute__((target("avx512f"))) static void silu_mul_avx512(float *gate, const float *up, long n) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    long i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 g = _mm512_loadu_ps(gate + i);
+        __m512 sig = _mm512_div_ps(one, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), g))));
+        _mm512_storeu_ps(gate + i, _mm512_mul_ps(_mm512_mul_ps(g, sig), _mm512_loadu_ps(up + i)));
+    }
+    for (; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
 static double exp_shifted_portable(float *values, long n, float shift, int store) {
     double sum = 0;
     for (long i = 0; i < n; i++) {
@@ -87,6 +98,14 @@ static float max_portable(const float *values, long n) {
     float best = -INFINITY;
     for (long i = 0; i < n; i++) best = values[i] > best ? values[i] : best;
     return best;
+}
+
+void qs_silu_mul(float *gate, const float *up, long n) {
+    if (qs_kernels_use_avx512()) {
+        silu_mul_avx512(gate, up, n);
+        return;
+    }
+    for (long i = 0; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 }
 
 int qs_kernels_use_avx512(void) {

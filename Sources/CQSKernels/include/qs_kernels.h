@@ -13,6 +13,9 @@ double qs_exp_shifted(float *values, long n, float shift);
 /// The sum of exp(values[i] - shift), values unchanged.
 double qs_sum_exp_shifted(const float *values, long n, float shift);
 
+/// gate[i] = silu(gate[i]) * up[i], silu(x) = x / (1 + exp(-x)) (the llama family's gated MLP).
+void qs_silu_mul(float *gate, const float *up, long n);
+
 /// Whether the AVX-512 versions are in use.
 int qs_kernels_use_avx512(void);
 #endif

@@ -1,3 +1,4 @@
+import CQSKernels
 import Foundation
 
 /// Row-major fp32 activations: `rows` tokens of `cols` features.
@@ -160,6 +161,12 @@ package enum Kernels {
 
     /// gate = act(gate) · up, elementwise (the gated MLP of the llama family).
     package static func gatedActivate(_ gate: inout Activations, up: Activations, _ activation: Activation) {
+        if case .silu = activation {
+            gate.data.withUnsafeMutableBufferPointer { g in
+                up.data.withUnsafeBufferPointer { u in qs_silu_mul(g.baseAddress!, u.baseAddress!, g.count) }
+            }
+            return
+        }
         gate.data.withUnsafeMutableBufferPointer { g in
             up.data.withUnsafeBufferPointer { u in
                 for i in 0 ..< g.count { g[i] = activation.apply(g[i]) * u[i] }
@@ -167,31 +174,52 @@ package enum Kernels {
         }
     }
 
+    /// cos and sin of the rotary angles for positions start ..< start + rows: [rows, headDim/2]
+    /// each, computed as transformers does (inverse frequencies in fp32, angle in fp32).
+    package struct RotaryTable: Sendable {
+        package var start: Int
+        package var rows: Int
+        package var cosines: [Float]
+        package var sines: [Float]
+
+        package init(start: Int, rows: Int, headDim: Int, theta: Double) {
+            self.start = start
+            self.rows = rows
+            let half = headDim / 2
+            var inverse = [Float](repeating: 0, count: half)
+            for i in 0 ..< half { inverse[i] = Float(1 / Foundation.pow(theta, Double(2 * i) / Double(headDim))) }
+            cosines = [Float](repeating: 0, count: rows * half)
+            sines = cosines
+            for r in 0 ..< rows {
+                for i in 0 ..< half {
+                    let angle = Float(start + r) * inverse[i]
+                    cosines[r * half + i] = Foundation.cos(angle)
+                    sines[r * half + i] = Foundation.sin(angle)
+                }
+            }
+        }
+    }
+
     /// Rotary position embedding as transformers applies it (rotate_half: the two halves of
-    /// each head pair up), in place, for `heads` heads per row, rows at positions start + r.
-    package static func applyRotary(_ x: inout Activations, heads: Int, headDim: Int, start: Int, theta: Double) {
+    /// each head pair up), in place, for `heads` heads per row.
+    package static func applyRotary(_ x: inout Activations, heads: Int, headDim: Int, table: RotaryTable) {
+        precondition(table.rows == x.rows, "rotary table does not match the rows")
         let half = headDim / 2
-        var inverse = [Double](repeating: 0, count: half)
-        for i in 0 ..< half { inverse[i] = 1 / Foundation.pow(theta, Double(2 * i) / Double(headDim)) }
         let cols = x.cols
         x.data.withUnsafeMutableBufferPointer { a in
-            var cosines = [Float](repeating: 0, count: half)
-            var sines = [Float](repeating: 0, count: half)
-            for r in 0 ..< x.rows {
-                let position = Double(start + r)
-                for i in 0 ..< half {
-                    // transformers computes the angle in fp32 then cos/sin in fp32.
-                    let angle = Float(position) * Float(inverse[i])
-                    cosines[i] = Foundation.cos(angle)
-                    sines[i] = Foundation.sin(angle)
-                }
-                for h in 0 ..< heads {
-                    let base = r * cols + h * headDim
-                    for i in 0 ..< half {
-                        let first = a[base + i]
-                        let second = a[base + i + half]
-                        a[base + i] = first * cosines[i] - second * sines[i]
-                        a[base + i + half] = second * cosines[i] + first * sines[i]
+            table.cosines.withUnsafeBufferPointer { cosines in
+                table.sines.withUnsafeBufferPointer { sines in
+                    for r in 0 ..< x.rows {
+                        let angles = r * half
+                        for h in 0 ..< heads {
+                            let base = r * cols + h * headDim
+                            for i in 0 ..< half {
+                                let first = a[base + i]
+                                let second = a[base + i + half]
+                                a[base + i] = first * cosines[angles + i] - second * sines[angles + i]
+                                a[base + i + half] = second * cosines[angles + i] + first * sines[angles + i]
+                            }
+                        }
                     }
                 }
             }
@@ -208,8 +236,9 @@ package enum Kernels {
 
     /// Scaled dot-product attention for the new rows `q` ([rows, heads·d]) against keys and
     /// values `k`, `v` ([keys, kvHeads·d]) whose first `keys - rows` entries are the past.
-    /// Causal: row r sees keys up to past + r. `keyMask` (per key, true = attend) applies to
-    /// encoders. Returns [rows, heads·d].
+    /// Causal: row r sees keys up to past + r, and rows go in blocks of 128 that multiply only
+    /// against the keys they can see (at 512 tokens that skips 3/8 of the attention products).
+    /// `keyMask` (per key, true = attend) applies to encoders. Returns [rows, heads·d].
     package static func attention(
         q: Activations, k: UnsafePointer<Float>, v: UnsafePointer<Float>, keys: Int, heads: Int,
         kvHeads: Int, headDim: Int, causal: Bool, keyMask: [Bool]? = nil
@@ -218,32 +247,41 @@ package enum Kernels {
         let past = keys - rows
         let group = heads / kvHeads
         let kvStride = kvHeads * headDim
+        let qStride = heads * headDim
         let scale = 1 / Float(headDim).squareRoot()
-        var out = Activations(rows: rows, cols: heads * headDim)
-        var scores = [Float](repeating: 0, count: rows * keys)
+        let block = causal ? 128 : max(rows, 1)
+        var out = Activations(rows: rows, cols: qStride)
+        var scores = [Float](repeating: 0, count: min(block, rows) * keys)
         q.data.withUnsafeBufferPointer { qp in
             out.data.withUnsafeMutableBufferPointer { op in
                 scores.withUnsafeMutableBufferPointer { sp in
                     for h in 0 ..< heads {
                         let kvHead = h / group
-                        GEMM.sgemm(
-                            transA: false, transB: true, m: rows, n: keys, k: headDim, alpha: scale,
-                            a: qp.baseAddress! + h * headDim, lda: heads * headDim,
-                            b: k + kvHead * headDim, ldb: kvStride, beta: 0, c: sp.baseAddress!, ldc: keys)
-                        for r in 0 ..< rows {
-                            let row = sp.baseAddress! + r * keys
-                            // Keys past the causal limit get weight 0 without computing exp.
-                            let visible = causal ? past + r + 1 : keys
-                            if let keyMask {
-                                for j in 0 ..< visible where !keyMask[j] { row[j] = -.infinity }
+                        var first = 0
+                        while first < rows {
+                            let last = min(rows, first + block)
+                            let count = last - first
+                            let visibleKeys = causal ? past + last : keys
+                            GEMM.sgemm(
+                                transA: false, transB: true, m: count, n: visibleKeys, k: headDim, alpha: scale,
+                                a: qp.baseAddress! + first * qStride + h * headDim, lda: qStride,
+                                b: k + kvHead * headDim, ldb: kvStride, beta: 0, c: sp.baseAddress!, ldc: visibleKeys)
+                            for r in 0 ..< count {
+                                let row = sp.baseAddress! + r * visibleKeys
+                                // Keys past the causal limit get weight 0 without computing exp.
+                                let visible = causal ? past + first + r + 1 : visibleKeys
+                                if let keyMask {
+                                    for j in 0 ..< visible where !keyMask[j] { row[j] = -.infinity }
+                                }
+                                softmax(row, count: visible)
+                                for j in visible ..< visibleKeys { row[j] = 0 }
                             }
-                            softmax(row, count: visible)
-                            for j in visible ..< keys { row[j] = 0 }
+                            GEMM.sgemm(
+                                transA: false, transB: false, m: count, n: headDim, k: visibleKeys, alpha: 1,
+                                a: sp.baseAddress!, lda: visibleKeys, b: v + kvHead * headDim, ldb: kvStride,
+                                beta: 0, c: op.baseAddress! + first * qStride + h * headDim, ldc: qStride)
+                            first = last
                         }
-                        GEMM.sgemm(
-                            transA: false, transB: false, m: rows, n: headDim, k: keys, alpha: 1,
-                            a: sp.baseAddress!, lda: keys, b: v + kvHead * headDim, ldb: kvStride,
-                            beta: 0, c: op.baseAddress! + h * headDim, ldc: heads * headDim)
                     }
                 }
             }

@@ -38,8 +38,9 @@ package final class LlamaModel: CausalLanguageModel {
         var q = try linear(layer + "attn.q", normed, out: c.numAttentionHeads * c.headDim, observer: observer)
         var k = try linear(layer + "attn.k", normed, out: c.numKeyValueHeads * c.headDim, observer: observer)
         let v = try linear(layer + "attn.v", normed, out: c.numKeyValueHeads * c.headDim, observer: observer)
-        Kernels.applyRotary(&q, heads: c.numAttentionHeads, headDim: c.headDim, start: start, theta: c.ropeTheta)
-        Kernels.applyRotary(&k, heads: c.numKeyValueHeads, headDim: c.headDim, start: start, theta: c.ropeTheta)
+        let table = rotaryTable(start: start, rows: x.rows)
+        Kernels.applyRotary(&q, heads: c.numAttentionHeads, headDim: c.headDim, table: table)
+        Kernels.applyRotary(&k, heads: c.numKeyValueHeads, headDim: c.headDim, table: table)
         let attended: Activations
         if let cache {
             cache.append(layer: index, k: k, v: v)
@@ -66,6 +67,16 @@ package final class LlamaModel: CausalLanguageModel {
         let up = try linear(layer + "mlp.up", normed2, out: c.intermediateSize, observer: observer)
         Kernels.gatedActivate(&gate, up: up, activation)
         Kernels.add(&x, try linear(layer + "mlp.down", gate, out: c.hiddenSize, observer: observer))
+    }
+
+    /// The rotary table of the last positions asked for: every layer of a forward pass uses the same.
+    private var lastRotaryTable: Kernels.RotaryTable?
+
+    func rotaryTable(start: Int, rows: Int) -> Kernels.RotaryTable {
+        if let table = lastRotaryTable, table.start == start, table.rows == rows { return table }
+        let table = Kernels.RotaryTable(start: start, rows: rows, headDim: config.headDim, theta: config.ropeTheta)
+        lastRotaryTable = table
+        return table
     }
 
     package func logits(_ x: Activations) throws -> Activations {

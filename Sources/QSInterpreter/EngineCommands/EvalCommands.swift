@@ -112,10 +112,11 @@ extension Session {
         kind: String, text: String, model: CausalLanguageModel, loaded: LoadedModel, invocation: CommandInvocation,
         session: Session
     ) throws -> Value {
-        let context = try invocation.integer("ctx")
+        let limit = loaded.config.maxPositionEmbeddings
+        // Unless given, the context is 512 or the model's limit, whichever is shorter.
+        let context = invocation.isGiven("ctx") || limit <= 0 ? try invocation.integer("ctx") : min(try invocation.integer("ctx"), limit)
         let stride = invocation.isGiven("stride") ? try invocation.integer("stride") : context
         guard stride <= context else { throw CommandError.invalidArgument("stride", "must not exceed ctx (\(context))") }
-        let limit = loaded.config.maxPositionEmbeddings
         if limit > 0, context > limit {
             throw CommandError.invalidArgument("ctx", "\(context) is longer than \(loaded.name) allows (\(limit))")
         }

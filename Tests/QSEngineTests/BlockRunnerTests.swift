@@ -1,0 +1,47 @@
+import Foundation
+import Testing
+@testable import QSEngine
+
+@Suite struct BlockRunnerTests {
+    static func model(_ name: String) throws -> BlockModel {
+        let folder = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!.appendingPathComponent("arch/\(name)")
+        return try ModelLoader.model(for: try Checkpoint.open(folder.path))
+    }
+
+    @Test(arguments: ["llama", "qwen2", "gpt2"])
+    func blockwiseBatchEqualsTheFullForward(name: String) throws {
+        let model = try Self.model(name)
+        let lm = try #require(model as? CausalLanguageModel)
+        let sequences = [[1, 5, 9, 13, 2], [7, 7, 3], [40, 41, 42, 43, 44, 45, 46]]
+        var seen: [String: Int] = [:]
+        let states = try BlockRunner(model: model).runAll(sequences) { block, linear, input in
+            seen["\(block):\(linear)", default: 0] += 1
+            #expect(input.cols > 0 && input.rows > 0)
+        }
+        for (sequence, state) in zip(sequences, states) {
+            let full = try lm.forward(sequence)
+            let blockwise = try lm.logits(state)
+            #expect(blockwise.data == full.data)
+        }
+        // Every linear layer of every block is observed once per sequence.
+        let linears = model.names.entries.filter { $0.canonical.hasPrefix("layer.0.") && !$0.canonical.hasSuffix("norm") }
+        #expect(!linears.isEmpty)
+        for entry in linears { #expect(seen["0:\(entry.canonical)"] == sequences.count, "\(entry.canonical)") }
+        #expect(seen.keys.allSatisfy { $0.hasPrefix("0:") || $0.hasPrefix("1:") })
+    }
+
+    @Test func changesAfterABlockReachTheNextBlocks() throws {
+        let model = try Self.model("llama")
+        let lm = try #require(model as? CausalLanguageModel)
+        let sequence = [3, 1, 4, 1, 5, 9, 2, 6]
+        let before = try lm.forward(sequence)
+        let states = try BlockRunner(model: model).runAll([sequence], afterBlock: { block in
+            guard block == 0 else { return }
+            let name = model.names.entry("layer.0.mlp.down")!.weight
+            try model.weights.replace(name, with: try model.weights.floats(name).map { $0 * 0.5 })
+        })
+        let after = try lm.logits(states[0])
+        #expect(after.data != before.data)
+        #expect(after.data == (try lm.forward(sequence)).data)
+    }
+}
