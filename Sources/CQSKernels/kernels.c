@@ -1,6 +1,7 @@
 #include "qs_kernels.h"
 
 #include <math.h>
+#include <malloc.h>
 #include <immintrin.h>
 
 // exp(x) = 2^n · e^r with n = round(x / ln2), r = x - n·ln2 (ln2 in two parts so the product
@@ -126,4 +127,9 @@ double qs_sum_exp_shifted(const float *values, long n, float shift) {
     // The store flag is off: the values are only read.
     return qs_kernels_use_avx512() ? exp_shifted_avx512((float *)values, n, shift, 0)
                                    : exp_shifted_portable((float *)values, n, shift, 0);
+}
+
+void qs_keep_large_buffers(void) {
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }

@@ -24,11 +24,11 @@ struct QS: ParsableCommand {
     @Option(name: .short, help: "Run these statements (repeatable; joined by newlines).")
     var e: [String] = []
 
-    @Flag(help: "Print each command's result record as one JSON line.")
-    var json = false
-
     /// Runs the command line, with usage errors exiting 2 (not ArgumentParser's 64).
     static func main() {
+        // Keep large buffers (logits are 100 MB a window for a 49k vocabulary) in the heap
+        // between windows instead of mapping and zero-filling fresh pages for each.
+        Memory.keepLargeBuffers()
         do {
             var command = try parseAsRoot()
             try command.run()
@@ -47,7 +47,7 @@ struct QS: ParsableCommand {
             print(versionText())
             return
         }
-        let runner = ScriptRunner(json: json)
+        let runner = ScriptRunner()
         if !e.isEmpty {
             throw ExitCode(runner.run(SourceFile(name: "<command line>", text: e.joined(separator: "\n"))))
         }

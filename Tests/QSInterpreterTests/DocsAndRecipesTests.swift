@@ -105,7 +105,7 @@ struct CommandLineTests {
         let result = try Self.qs(["run", path, "--set", "n=4", "--set", "name=abc"])
         #expect(result.status == 0)
         #expect(result.out.contains("n=4 name=abc"))
-        let json = try Self.qs(["-e", "set", "--json"])
+        let json = try Self.qs(["run", try Self.script("set\n"), "--json"])
         #expect(json.status == 0)
         #expect(json.out.hasPrefix("{\"command\":\"set\",\"result\":{"))
     }

@@ -16,6 +16,10 @@ double qs_sum_exp_shifted(const float *values, long n, float shift);
 /// gate[i] = silu(gate[i]) * up[i], silu(x) = x / (1 + exp(-x)) (the llama family's gated MLP).
 void qs_silu_mul(float *gate, const float *up, long n);
 
+/// Keeps freed buffers up to 1 GiB in the heap (glibc mallopt) instead of unmapping them, so
+/// that the next buffer of the same size needs no fresh zero-filled pages.
+void qs_keep_large_buffers(void);
+
 /// Whether the AVX-512 versions are in use.
 int qs_kernels_use_avx512(void);
 #endif

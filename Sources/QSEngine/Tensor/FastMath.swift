@@ -30,3 +30,10 @@ package enum FastMath {
         return value
     }
 }
+
+/// Process-wide memory settings.
+package enum Memory {
+    /// Keeps large freed buffers (a 49k-vocabulary model's logits are 100 MB a window) in the
+    /// heap for reuse instead of mapping and zero-filling fresh pages each time.
+    package static func keepLargeBuffers() { qs_keep_large_buffers() }
+}
