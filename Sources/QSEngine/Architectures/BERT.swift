@@ -78,7 +78,18 @@ package final class BERTModel: BlockModel {
 
     /// The sentence embedding of one sequence: the mean of its last hidden states.
     package func sentenceEmbedding(_ tokens: [Int]) throws -> [Float] {
-        let x = try encode(tokens)
+        Self.meanPool(try encode(tokens))
+    }
+
+    /// The sentence embeddings of many sequences, computed block by block (each block's
+    /// weights converted once for all of them).
+    package func sentenceEmbeddings(_ sequences: [[Int]], isCancelled: () -> Bool = { false }) throws -> [[Float]] {
+        keyMask = nil
+        return try BlockRunner(model: self).runAll(sequences, isCancelled: isCancelled).map(Self.meanPool)
+    }
+
+    /// The mean of the rows: sentence-transformers' mean pooling of one unpadded sequence.
+    package static func meanPool(_ x: Activations) -> [Float] {
         var mean = [Float](repeating: 0, count: x.cols)
         for r in 0 ..< x.rows { for c in 0 ..< x.cols { mean[c] += x.data[r * x.cols + c] } }
         let scale = 1 / Float(max(x.rows, 1))

@@ -5,10 +5,16 @@ import Foundation
 /// the replaced set can be saved and put back (snapshots).
 package final class WeightStore: @unchecked Sendable {
     package let checkpoint: Checkpoint
-    /// Whether converted values are kept. A store that keeps nothing converts each tensor on
-    /// every use: the reference model of `eval kld` computes that way, so that the original
-    /// weights never sit in memory as a second full fp32 copy.
+    /// Whether every converted value is kept. A store that does not keep them holds at most
+    /// `boundedCacheBytes` of the most recently used ones: the reference model of `eval kld`
+    /// computes that way, block by block, so that the original weights never sit in memory as a
+    /// second full fp32 copy while each block's weights are still converted only once.
     package let keepsConverted: Bool
+    /// The bound on converted values when `keepsConverted` is false (256 MB: one block of a
+    /// model far larger than SmolLM2, or its 113 MB embedding).
+    package static let boundedCacheBytes = 256 << 20
+    private var recentlyUsed: [String] = []
+    private var cachedBytes = 0
     private var stored: [String: StoredTensor] = [:]
     private var converted: [String: [Float]] = [:]
     private var replaced: [String: [Float]] = [:]
@@ -44,16 +50,26 @@ package final class WeightStore: @unchecked Sendable {
     package func floats(_ name: String) throws -> [Float] {
         lock.lock()
         if let values = replaced[name] ?? converted[name] {
+            if !keepsConverted, let index = recentlyUsed.firstIndex(of: name) {
+                recentlyUsed.append(recentlyUsed.remove(at: index))
+            }
             lock.unlock()
             return values
         }
         lock.unlock()
         guard let tensor = stored[name] else { throw missing(name) }
         let values = try Dequantize.floats(tensor)
-        guard keepsConverted else { return values }
         lock.lock()
+        defer { lock.unlock() }
         converted[name] = values
-        lock.unlock()
+        if !keepsConverted {
+            recentlyUsed.append(name)
+            cachedBytes += values.count * 4
+            while cachedBytes > Self.boundedCacheBytes, recentlyUsed.count > 1 {
+                let oldest = recentlyUsed.removeFirst()
+                cachedBytes -= (converted.removeValue(forKey: oldest)?.count ?? 0) * 4
+            }
+        }
         return values
     }
 
@@ -70,7 +86,10 @@ package final class WeightStore: @unchecked Sendable {
         }
         lock.lock()
         replaced[name] = values
-        converted.removeValue(forKey: name)
+        if let dropped = converted.removeValue(forKey: name), !keepsConverted {
+            recentlyUsed.removeAll { $0 == name }
+            cachedBytes -= dropped.count * 4
+        }
         lock.unlock()
     }
 
@@ -99,6 +118,8 @@ package final class WeightStore: @unchecked Sendable {
     package func dropConverted() {
         lock.lock()
         converted.removeAll()
+        recentlyUsed.removeAll()
+        cachedBytes = 0
         lock.unlock()
     }
 

@@ -21,7 +21,9 @@ package struct DivergenceResult: Sendable {
 
 /// KL divergence of a model against a reference model.
 package enum Divergence {
-    /// Runs both models over the windows of `tokens` and compares their distributions.
+    /// Runs both models over the windows of `tokens` and compares their distributions. The
+    /// reference runs block by block over all windows first (its weights are converted once
+    /// per block, never held whole), then each window's logits are compared.
     package static func evaluate(
         model: CausalLanguageModel, reference: CausalLanguageModel, tokens: [Int],
         measuredWith protocolInfo: PerplexityProtocol, progress: ((Int, Int) -> Void)? = nil,
@@ -35,13 +37,14 @@ package enum Divergence {
         var nll = 0.0
         var baseNLL = 0.0
         var processed = 0
-        let windows = EvaluationWindows(tokens: tokens.count, context: protocolInfo.context, stride: protocolInfo.stride)
+        let windows = Array(EvaluationWindows(tokens: tokens.count, context: protocolInfo.context, stride: protocolInfo.stride))
         let totalWork = windows.reduce(0) { $0 + $1.range.count }
-        for window in windows {
+        let referenceHidden = try BlockRunner(model: reference).runAll(
+            windows.map { Array(tokens[$0.range]) }, isCancelled: isCancelled)
+        for (index, window) in windows.enumerated() {
             if isCancelled() { throw EngineError("cancelled") }
-            let input = Array(tokens[window.range])
-            let base = try reference.forward(input)
-            let current = try model.forward(input)
+            let base = try reference.logits(referenceHidden[index])
+            let current = try model.forward(Array(tokens[window.range]))
             for position in window.scored {
                 let row = position - 1 - window.range.lowerBound
                 let compared = compare(base: base, current: current, row: row, target: tokens[position])

@@ -24,19 +24,17 @@ package enum EncoderEvaluation {
     package static let maxTokens = 256
 
     /// Cosine similarity of each sentence's embedding under `model` and under `reference`.
+    /// Both run block by block over all sentences. `progress` gets (models done, 2).
     package static func fidelity(
         model: BERTModel, reference: BERTModel, sentences: [[Int]], text: String,
         progress: ((Int, Int) -> Void)? = nil, isCancelled: () -> Bool = { false }
     ) throws -> EmbeddingFidelity {
         guard !sentences.isEmpty else { throw EngineError(subject: text, "has no sentences to embed") }
-        var cosines: [Double] = []
-        for (i, ids) in sentences.enumerated() {
-            if isCancelled() { throw EngineError("cancelled") }
-            let a = try model.sentenceEmbedding(ids)
-            let b = try reference.sentenceEmbedding(ids)
-            cosines.append(cosine(a, b))
-            progress?(i + 1, sentences.count)
-        }
+        let now = try model.sentenceEmbeddings(sentences, isCancelled: isCancelled)
+        progress?(1, 2)
+        let before = try reference.sentenceEmbeddings(sentences, isCancelled: isCancelled)
+        progress?(2, 2)
+        let cosines = zip(now, before).map { cosine($0, $1) }
         return EmbeddingFidelity(
             text: text, sentences: sentences.count, meanCosine: cosines.reduce(0, +) / Double(cosines.count),
             worstCosine: cosines.min() ?? 0)
@@ -91,26 +89,20 @@ package enum EncoderEvaluation {
     }
 
     /// Nearest-centroid accuracy: class centroids of the normalised training embeddings; each
-    /// test document takes the class of the most cosine-similar centroid.
+    /// test document takes the class of the most cosine-similar centroid. The embeddings are
+    /// computed block by block over all documents.
     package static func nearestCentroidAccuracy(
         model: BERTModel, train: [Document], test: [Document], classes: Int,
-        progress: ((Int, Int) -> Void)? = nil, isCancelled: () -> Bool = { false }
+        isCancelled: () -> Bool = { false }
     ) throws -> Double {
-        let total = train.count + test.count
-        var done = 0
+        let embeddings = try model.sentenceEmbeddings((train + test).map(\.ids), isCancelled: isCancelled).map(normalized)
         var centroids: [[Double]] = Array(repeating: [], count: classes)
-        for doc in train {
-            if isCancelled() { throw EngineError("cancelled") }
-            let e = normalized(try model.sentenceEmbedding(doc.ids))
+        for (doc, e) in zip(train, embeddings) {
             if centroids[doc.label].isEmpty { centroids[doc.label] = [Double](repeating: 0, count: e.count) }
             for i in e.indices { centroids[doc.label][i] += e[i] }
-            done += 1
-            progress?(done, total)
         }
         var correct = 0
-        for doc in test {
-            if isCancelled() { throw EngineError("cancelled") }
-            let e = normalized(try model.sentenceEmbedding(doc.ids))
+        for (doc, e) in zip(test, embeddings.dropFirst(train.count)) {
             var best = 0
             var bestScore = -Double.infinity
             for (label, centroid) in centroids.enumerated() where !centroid.isEmpty {
@@ -118,8 +110,6 @@ package enum EncoderEvaluation {
                 if score > bestScore { bestScore = score; best = label }
             }
             if best == doc.label { correct += 1 }
-            done += 1
-            progress?(done, total)
         }
         return Double(correct) / Double(max(test.count, 1))
     }

@@ -77,10 +77,11 @@ package struct EvaluationWindows: Sequence {
 /// Perplexity of a causal language model over token ids.
 package enum Perplexity {
     /// Runs every window through `model` and scores it. `progress` gets (tokens done, total);
-    /// `isCancelled` is checked between windows.
+    /// `isCancelled` is checked between windows. `blockwise` runs all windows through one
+    /// block before the next (for a reference model whose weights are converted per use).
     package static func evaluate(
         model: CausalLanguageModel, tokens: [Int], measuredWith protocolInfo: PerplexityProtocol,
-        progress: ((Int, Int) -> Void)? = nil, isCancelled: () -> Bool = { false }
+        blockwise: Bool = false, progress: ((Int, Int) -> Void)? = nil, isCancelled: () -> Bool = { false }
     ) throws -> PerplexityResult {
         guard tokens.count >= 2 else {
             throw EngineError(subject: protocolInfo.text, "has \(tokens.count) token(s); perplexity needs at least 2")
@@ -93,12 +94,13 @@ package enum Perplexity {
         var totalNLL = 0.0
         var scored = 0
         var processed = 0
-        let windows = EvaluationWindows(tokens: tokens.count, context: protocolInfo.context, stride: protocolInfo.stride)
+        let windows = Array(EvaluationWindows(tokens: tokens.count, context: protocolInfo.context, stride: protocolInfo.stride))
         let totalWork = windows.reduce(0) { $0 + $1.range.count }
-        for window in windows {
+        let hidden = blockwise
+            ? try BlockRunner(model: model).runAll(windows.map { Array(tokens[$0.range]) }, isCancelled: isCancelled) : nil
+        for (index, window) in windows.enumerated() {
             if isCancelled() { throw EngineError("cancelled") }
-            let input = Array(tokens[window.range])
-            let logits = try model.forward(input)
+            let logits = try hidden.map { try model.logits($0[index]) } ?? model.forward(Array(tokens[window.range]))
             for position in window.scored {
                 let row = position - 1 - window.range.lowerBound
                 totalNLL += negativeLogLikelihood(logits, row: row, target: tokens[position])

@@ -155,7 +155,7 @@ extension Session {
                 guard let reference = try loaded.reference as? CausalLanguageModel else { throw CommandError.failed("no reference model") }
                 let baseBar = ProgressBar(label: "baseline", unit: "tok")
                 let base = try Perplexity.evaluate(
-                    model: reference, tokens: ids, measuredWith: measured, progress: { baseBar.update($0, of: $1) },
+                    model: reference, tokens: ids, measuredWith: measured, blockwise: true, progress: { baseBar.update($0, of: $1) },
                     isCancelled: session.isCancelled)
                 baseBar.finish()
                 var baseSize: [(name: String, value: Value)] = []
@@ -208,7 +208,7 @@ extension Session {
             let count = try invocation.integer("sentences")
             let corpus = try TextCorpus.load(text, fetcher: try session.workspace.requireFetcher(), minimumCharacters: count * 400)
             let sentences = EncoderEvaluation.sentences(of: corpus.text, limit: count)
-            let bar = ProgressBar(label: "eval embed", unit: "sentences")
+            let bar = ProgressBar(label: "eval embed", unit: "models")
             let r = try EncoderEvaluation.fidelity(
                 model: model, reference: reference, sentences: sentences.map(encode), text: text,
                 progress: { bar.update($0, of: $1) }, isCancelled: session.isCancelled)
@@ -233,21 +233,15 @@ extension Session {
             }
             let train = try read(split.train)
             let test = try read(split.test)
-            let bar = ProgressBar(label: "eval classify", unit: "texts")
             let accuracy = try EncoderEvaluation.nearestCentroidAccuracy(
-                model: model, train: train, test: test, classes: split.topics.count,
-                progress: { bar.update($0, of: $1) }, isCancelled: session.isCancelled)
-            bar.finish()
+                model: model, train: train, test: test, classes: split.topics.count, isCancelled: session.isCancelled)
             fields = [("accuracy", .number(accuracy)), ("train", .number(Double(train.count))), ("test", .number(Double(test.count))), ("topics", .list(split.topics.map { .string($0) }))]
             let key = "classify|\(text)|\(trainCount)|\(testCount)"
             if !loaded.isModified {
                 session.workspace.baselines[key] = .number(accuracy)
             } else if session.workspace.baselines[key] == nil {
-                let baseBar = ProgressBar(label: "baseline", unit: "texts")
                 session.workspace.baselines[key] = .number(try EncoderEvaluation.nearestCentroidAccuracy(
-                    model: reference, train: train, test: test, classes: split.topics.count,
-                    progress: { baseBar.update($0, of: $1) }, isCancelled: session.isCancelled))
-                baseBar.finish()
+                    model: reference, train: train, test: test, classes: split.topics.count, isCancelled: session.isCancelled))
             }
             var line = "eval classify  \(text): \(split.topics.count) topics, \(train.count) train, \(test.count) test\n  accuracy \(fmt(accuracy * 100, 2))%"
             if loaded.isModified, let base = session.workspace.baselines[key]?.number {
