@@ -112,7 +112,7 @@ import Testing
         #expect(config.numKeyValueHeads == 2)
         #expect(config.headDim == 8)
         #expect(config.maxPositionEmbeddings == 128)
-        #expect(config.normEps == Double(Float(1e-5)))
+        #expect(config.normEps == 1e-5)  // the float32 read as its shortest decimal
         #expect(config.ropeTheta == 10000)
         #expect(config.tieWordEmbeddings == false)
         #expect(config.bosTokenId == 1)

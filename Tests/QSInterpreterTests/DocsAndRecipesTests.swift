@@ -116,3 +116,40 @@ struct CommandLineTests {
         #expect(result.out.contains("sum 6"))
     }
 }
+
+/// The real SmolLM2 through the command line end to end (QS_BIN and QS_SMOLLM2_GGUF, set by
+/// scripts/test): load, eval, generate and bench records as JSON lines.
+@Suite(.enabled(if: ProcessInfo.processInfo.environment["QS_BIN"] != nil
+    && ProcessInfo.processInfo.environment["QS_SMOLLM2_GGUF"] != nil))
+struct RealModelCommandLineTests {
+    @Test func loadEvalGenerateBench() throws {
+        let path = try CommandLineTests.script("""
+            load smollm2-135m
+            eval ppl shakespeare tokens=1024
+            generate "The capital of France is" tokens=8
+            bench prompt=64 gen=8
+            """)
+        let result = try CommandLineTests.qs(["run", path, "--json"])
+        #expect(result.status == 0, "\(result.err)")
+        var records: [String: [String: Any]] = [:]
+        for line in result.out.split(separator: "\n") {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            records[object["command"] as! String] = object["result"] as? [String: Any]
+        }
+        let load = try #require(records["load"])
+        #expect(load["architecture"] as? String == "llama")
+        #expect(load["params"] as? Int == 134_515_008)
+        let eval = try #require(records["eval"])
+        let ppl = try #require(eval["ppl"] as? Double)
+        #expect(ppl > 10 && ppl < 60)
+        #expect(eval["tokens"] as? Int == 1024 && eval["ctx"] as? Int == 512 && eval["bos"] as? Bool == false)
+        #expect((eval["bits_per_weight"] as? Double).map { $0 > 5 && $0 < 6 } == true)
+        let generated = try #require(records["generate"])
+        #expect((generated["text"] as? String)?.contains("Paris") == true)
+        let bench = try #require(records["bench"])
+        #expect((bench["decode_tok_s"] as? Double).map { $0 > 0 } == true)
+        #expect((bench["peak_mb"] as? Double).map { $0 > 100 } == true)
+        // What the commands print goes to standard error in JSON mode.
+        #expect(result.err.contains("eval ppl  shakespeare: 1024 tokens"))
+    }
+}

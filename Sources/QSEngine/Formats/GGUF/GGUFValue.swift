@@ -66,10 +66,12 @@ package enum GGUFValue: Sendable, Equatable {
         }
     }
 
-    /// The value of a float or an integer, as a Double.
+    /// The value of a float or an integer, as a Double. A float32 becomes the shortest decimal
+    /// that reads back as the same float (1e-05, not 9.999999747378752e-06), as transformers'
+    /// config.json has it.
     package var double: Double? {
         switch self {
-        case .float32(let v): Double(v)
+        case .float32(let v): Double(v.description) ?? Double(v)
         case .float64(let v): v
         default: int.map(Double.init)
         }
