@@ -19,7 +19,7 @@ package struct ScriptRunner {
             session.output = { FileHandle.standardError.write(Data($0.utf8)) }
             session.onCommandResult = { name, value in
                 guard case .record = value else { return }
-                FileHandle.standardOutput.write(Data("{\"command\":\(Value.quoteJSON(name)),\"result\":\(value.json)}\n".utf8))
+                FileHandle.standardOutput.write(Data((StrictJSON.object([.init("command", .string(name)), .init("result", value.jsonValue)]).serialized() + "\n").utf8))
             }
         }
         self.session = session

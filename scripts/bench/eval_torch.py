@@ -3,7 +3,6 @@ with qs's protocol (first TOKENS ids, no BOS, non-overlapping windows of CTX). P
 
 Usage: eval_torch.py MODEL_DIR TEXTS_DIR TOKENS CTX THREADS
 """
-import glob
 import os
 import sys
 import time
@@ -11,18 +10,14 @@ import time
 import torch
 import transformers
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "reference"))
+from qs_text import read_collection  # noqa: E402
+
 
 def main() -> None:
     folder, texts, tokens, ctx, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
     torch.set_num_threads(threads)
-    files = sorted(glob.glob(os.path.join(texts, "*_gut.txt")), key=lambda p: os.path.basename(p).encode())
-    text = ""
-    for path in files:
-        with open(path, "rb") as f:
-            part = f.read().decode("utf-8", errors="replace")
-        text = part if not text else text + "\n\n" + part
-        if len(text) > tokens * 8:
-            break
+    text = read_collection(texts, minimum=tokens * 8)
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
     model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     ids = tokenizer(text, add_special_tokens=False)["input_ids"][:tokens]

@@ -9,7 +9,6 @@ scored; ppl = exp(mean NLL).
 
 Usage: make_smollm2_ppl.py GGUF_FILE SHAKESPEARE_TEXTS_DIR
 """
-import glob
 import json
 import math
 import os
@@ -18,6 +17,8 @@ import sys
 import torch
 import transformers
 
+from qs_text import read_collection
+
 TOKENS = 4096
 CONTEXT = 512
 OUT = os.path.join(os.path.dirname(__file__), "..", "..", "Tests", "QSEngineTests", "Fixtures", "real", "smollm2_ppl.json")
@@ -25,15 +26,8 @@ OUT = os.path.join(os.path.dirname(__file__), "..", "..", "Tests", "QSEngineTest
 
 def main() -> None:
     gguf_path, texts = sys.argv[1], sys.argv[2]
-    files = sorted(glob.glob(os.path.join(texts, "*_gut.txt")), key=lambda p: os.path.basename(p).encode())
-    # Only the first files are needed for TOKENS tokens; read until there is enough text.
-    text = ""
-    for path in files:
-        with open(path, "rb") as f:
-            part = f.read().decode("utf-8", errors="replace")
-        text = part if not text else text + "\n\n" + part
-        if len(text) > TOKENS * 8:
-            break
+    # Only the first files are needed for TOKENS tokens.
+    text = read_collection(texts, minimum=TOKENS * 8)
     folder, name = os.path.split(gguf_path)
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder, gguf_file=name)
     model = transformers.AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, torch_dtype=torch.float32).eval()

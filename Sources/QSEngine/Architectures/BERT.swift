@@ -25,30 +25,15 @@ package final class BERTModel: BlockModel {
         if names.entry("type_embed") != nil {
             Kernels.add(&x, gatherRows(try weights.floats(names.module("type_embed") + ".weight"), width: width, ids: Array(repeating: 0, count: tokens.count)))
         }
-        return try norm("embed_norm", x)
-    }
-
-    func norm(_ canonical: String, _ x: Activations) throws -> Activations {
-        let module = names.module(canonical)
-        return Kernels.layerNorm(
-            x, weight: try weights.floats(module + ".weight"), bias: try weights.floats(module + ".bias"),
-            eps: Float(config.normEps))
-    }
-
-    func linear(_ canonical: String, _ x: Activations, out: Int, observer: LinearObserver?) throws -> Activations {
-        observer?(canonical, x)
-        let module = names.module(canonical)
-        return Kernels.linear(
-            x, weight: try weights.floats(module + ".weight"), bias: try weights.optionalFloats(module + ".bias"),
-            outFeatures: out)
+        return try applyLayerNorm("embed_norm", x)
     }
 
     package func block(_ index: Int, _ x: inout Activations, start: Int, cache: KVCache?, observer: LinearObserver?) throws {
         let c = config
         let layer = "layer.\(index)."
-        let q = try linear(layer + "attn.q", x, out: c.hiddenSize, observer: observer)
-        let k = try linear(layer + "attn.k", x, out: c.hiddenSize, observer: observer)
-        let v = try linear(layer + "attn.v", x, out: c.hiddenSize, observer: observer)
+        let q = try applyLinear(layer + "attn.q", x, out: c.hiddenSize, observer: observer)
+        let k = try applyLinear(layer + "attn.k", x, out: c.hiddenSize, observer: observer)
+        let v = try applyLinear(layer + "attn.v", x, out: c.hiddenSize, observer: observer)
         let attended = k.data.withUnsafeBufferPointer { kp in
             v.data.withUnsafeBufferPointer { vp in
                 Kernels.attention(
@@ -56,14 +41,14 @@ package final class BERTModel: BlockModel {
                     kvHeads: c.numAttentionHeads, headDim: c.headDim, causal: false, keyMask: keyMask)
             }
         }
-        var h = try linear(layer + "attn.o", attended, out: c.hiddenSize, observer: observer)
+        var h = try applyLinear(layer + "attn.o", attended, out: c.hiddenSize, observer: observer)
         Kernels.add(&h, x)
-        x = try norm(layer + "attn_norm", h)
-        var inner = try linear(layer + "mlp.up", x, out: c.intermediateSize, observer: observer)
+        x = try applyLayerNorm(layer + "attn_norm", h)
+        var inner = try applyLinear(layer + "mlp.up", x, out: c.intermediateSize, observer: observer)
         Kernels.activate(&inner, activation)
-        var out = try linear(layer + "mlp.down", inner, out: c.hiddenSize, observer: observer)
+        var out = try applyLinear(layer + "mlp.down", inner, out: c.hiddenSize, observer: observer)
         Kernels.add(&out, x)
-        x = try norm(layer + "mlp_norm", out)
+        x = try applyLayerNorm(layer + "mlp_norm", out)
     }
 
     /// The last hidden states of one sequence.

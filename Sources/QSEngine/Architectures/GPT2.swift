@@ -23,26 +23,11 @@ package final class GPT2Model: CausalLanguageModel {
         return x
     }
 
-    func conv(_ canonical: String, _ x: Activations, out: Int, observer: LinearObserver?) throws -> Activations {
-        observer?(canonical, x)
-        let module = names.module(canonical)
-        return Kernels.conv1D(
-            x, weight: try weights.floats(module + ".weight"), bias: try weights.optionalFloats(module + ".bias"),
-            outFeatures: out)
-    }
-
-    func norm(_ canonical: String, _ x: Activations) throws -> Activations {
-        let module = names.module(canonical)
-        return Kernels.layerNorm(
-            x, weight: try weights.floats(module + ".weight"), bias: try weights.floats(module + ".bias"),
-            eps: Float(config.normEps))
-    }
-
     package func block(_ index: Int, _ x: inout Activations, start: Int, cache: KVCache?, observer: LinearObserver?) throws {
         let c = config
         let layer = "layer.\(index)."
         let width = c.hiddenSize
-        let qkv = try conv(layer + "attn.qkv", try norm(layer + "attn_norm", x), out: 3 * width, observer: observer)
+        let qkv = try applyLinear(layer + "attn.qkv", try applyLayerNorm(layer + "attn_norm", x), out: 3 * width, observer: observer, layout: .inOut)
         var q = Activations(rows: x.rows, cols: width)
         var k = q
         var v = q
@@ -71,15 +56,13 @@ package final class GPT2Model: CausalLanguageModel {
                 }
             }
         }
-        Kernels.add(&x, try conv(layer + "attn.o", attended, out: width, observer: observer))
-        var hidden = try conv(layer + "mlp.up", try norm(layer + "mlp_norm", x), out: c.intermediateSize, observer: observer)
+        Kernels.add(&x, try applyLinear(layer + "attn.o", attended, out: width, observer: observer, layout: .inOut))
+        var hidden = try applyLinear(layer + "mlp.up", try applyLayerNorm(layer + "mlp_norm", x), out: c.intermediateSize, observer: observer, layout: .inOut)
         Kernels.activate(&hidden, activation)
-        Kernels.add(&x, try conv(layer + "mlp.down", hidden, out: width, observer: observer))
+        Kernels.add(&x, try applyLinear(layer + "mlp.down", hidden, out: width, observer: observer, layout: .inOut))
     }
 
     package func logits(_ x: Activations) throws -> Activations {
-        let normed = try norm("norm", x)
-        let head = weights.contains("lm_head.weight") ? "lm_head.weight" : names.module("embed") + ".weight"
-        return Kernels.linear(normed, weight: try weights.floats(head), bias: nil, outFeatures: config.vocabSize)
+        try projectToVocabulary(try applyLayerNorm("norm", x))
     }
 }

@@ -25,43 +25,33 @@ package typealias LinearObserver = (_ canonicalName: String, _ input: Activation
 
 /// The numeric building blocks of the transformer forward passes.
 package enum Kernels {
-    /// y = x · Wᵀ (+ b): x is [rows, in], W is [out, in] as PyTorch stores a Linear.
-    package static func linear(_ x: Activations, weight: [Float], bias: [Float]?, outFeatures: Int) -> Activations {
-        precondition(weight.count == outFeatures * x.cols, "weight shape does not match the input")
-        var y = Activations(rows: x.rows, cols: outFeatures)
-        if let bias {
-            for r in 0 ..< x.rows {
-                y.data.withUnsafeMutableBufferPointer { out in
-                    for o in 0 ..< outFeatures { out[r * outFeatures + o] = bias[o] }
-                }
-            }
-        }
-        x.data.withUnsafeBufferPointer { a in
-            weight.withUnsafeBufferPointer { w in
-                y.data.withUnsafeMutableBufferPointer { c in
-                    GEMM.sgemm(
-                        transA: false, transB: true, m: x.rows, n: outFeatures, k: x.cols, alpha: 1,
-                        a: a.baseAddress!, lda: x.cols, b: w.baseAddress!, ldb: x.cols,
-                        beta: bias == nil ? 0 : 1, c: c.baseAddress!, ldc: outFeatures)
-                }
-            }
-        }
-        return y
+    /// How a linear layer's weight is stored.
+    package enum WeightLayout: Sendable {
+        /// [out, in], as PyTorch stores an nn.Linear.
+        case outIn
+        /// [in, out], as GPT-2's Conv1D modules store it.
+        case inOut
     }
 
-    /// y = x · W (+ b) for GPT-2's Conv1D, whose weight is stored [in, out].
-    package static func conv1D(_ x: Activations, weight: [Float], bias: [Float]?, outFeatures: Int) -> Activations {
+    /// y = x · W (+ b) with x [rows, in] and W stored as `layout` says.
+    package static func linear(
+        _ x: Activations, weight: [Float], bias: [Float]?, outFeatures: Int, layout: WeightLayout = .outIn
+    ) -> Activations {
         precondition(weight.count == outFeatures * x.cols, "weight shape does not match the input")
         var y = Activations(rows: x.rows, cols: outFeatures)
         if let bias {
-            for r in 0 ..< x.rows { for o in 0 ..< outFeatures { y.data[r * outFeatures + o] = bias[o] } }
+            y.data.withUnsafeMutableBufferPointer { out in
+                bias.withUnsafeBufferPointer { b in
+                    for r in 0 ..< x.rows { (out.baseAddress! + r * outFeatures).update(from: b.baseAddress!, count: outFeatures) }
+                }
+            }
         }
         x.data.withUnsafeBufferPointer { a in
             weight.withUnsafeBufferPointer { w in
                 y.data.withUnsafeMutableBufferPointer { c in
                     GEMM.sgemm(
-                        transA: false, transB: false, m: x.rows, n: outFeatures, k: x.cols, alpha: 1,
-                        a: a.baseAddress!, lda: x.cols, b: w.baseAddress!, ldb: outFeatures,
+                        transA: false, transB: layout == .outIn, m: x.rows, n: outFeatures, k: x.cols, alpha: 1,
+                        a: a.baseAddress!, lda: x.cols, b: w.baseAddress!, ldb: layout == .outIn ? x.cols : outFeatures,
                         beta: bias == nil ? 0 : 1, c: c.baseAddress!, ldc: outFeatures)
                 }
             }

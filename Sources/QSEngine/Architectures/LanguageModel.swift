@@ -41,6 +41,39 @@ package protocol BlockModel: AnyObject {
     func block(_ index: Int, _ x: inout Activations, start: Int, cache: KVCache?, observer: LinearObserver?) throws
 }
 
+extension BlockModel {
+    /// Applies the linear layer `canonical` (weight and optional bias), showing its input to `observer`.
+    func applyLinear(
+        _ canonical: String, _ x: Activations, out: Int, observer: LinearObserver?,
+        layout: Kernels.WeightLayout = .outIn
+    ) throws -> Activations {
+        observer?(canonical, x)
+        let module = names.module(canonical)
+        return Kernels.linear(
+            x, weight: try weights.floats(module + ".weight"), bias: try weights.optionalFloats(module + ".bias"),
+            outFeatures: out, layout: layout)
+    }
+
+    /// Applies the LayerNorm `canonical` (weight and bias).
+    func applyLayerNorm(_ canonical: String, _ x: Activations) throws -> Activations {
+        let module = names.module(canonical)
+        return Kernels.layerNorm(
+            x, weight: try weights.floats(module + ".weight"), bias: try weights.floats(module + ".bias"),
+            eps: Float(config.normEps))
+    }
+
+    /// Applies the RMSNorm `canonical`.
+    func applyRMSNorm(_ canonical: String, _ x: Activations) throws -> Activations {
+        Kernels.rmsNorm(x, weight: try weights.floats(names.module(canonical) + ".weight"), eps: Float(config.normEps))
+    }
+
+    /// The output projection: lm_head when the checkpoint has one, else the tied embedding.
+    func projectToVocabulary(_ x: Activations) throws -> Activations {
+        let head = weights.contains("lm_head.weight") ? "lm_head.weight" : names.module("embed") + ".weight"
+        return Kernels.linear(x, weight: try weights.floats(head), bias: nil, outFeatures: config.vocabSize)
+    }
+}
+
 /// A causal language model: hidden states to next-token logits.
 package protocol CausalLanguageModel: BlockModel {
     /// Logits [rows, vocab] of the final hidden states.

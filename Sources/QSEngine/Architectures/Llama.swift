@@ -22,22 +22,13 @@ package final class LlamaModel: CausalLanguageModel {
         return gatherRows(try weights.floats(names.module("embed") + ".weight"), width: config.hiddenSize, ids: tokens)
     }
 
-    func linear(_ canonical: String, _ x: Activations, out: Int, observer: LinearObserver?) throws -> Activations {
-        observer?(canonical, x)
-        let entry = names.module(canonical)
-        return Kernels.linear(
-            x, weight: try weights.floats(entry + ".weight"), bias: try weights.optionalFloats(entry + ".bias"),
-            outFeatures: out)
-    }
-
     package func block(_ index: Int, _ x: inout Activations, start: Int, cache: KVCache?, observer: LinearObserver?) throws {
         let c = config
         let layer = "layer.\(index)."
-        let eps = Float(c.normEps)
-        let normed = Kernels.rmsNorm(x, weight: try weights.floats(names.module(layer + "attn_norm") + ".weight"), eps: eps)
-        var q = try linear(layer + "attn.q", normed, out: c.numAttentionHeads * c.headDim, observer: observer)
-        var k = try linear(layer + "attn.k", normed, out: c.numKeyValueHeads * c.headDim, observer: observer)
-        let v = try linear(layer + "attn.v", normed, out: c.numKeyValueHeads * c.headDim, observer: observer)
+        let normed = try applyRMSNorm(layer + "attn_norm", x)
+        var q = try applyLinear(layer + "attn.q", normed, out: c.numAttentionHeads * c.headDim, observer: observer)
+        var k = try applyLinear(layer + "attn.k", normed, out: c.numKeyValueHeads * c.headDim, observer: observer)
+        let v = try applyLinear(layer + "attn.v", normed, out: c.numKeyValueHeads * c.headDim, observer: observer)
         let table = rotaryTable(start: start, rows: x.rows)
         Kernels.applyRotary(&q, heads: c.numAttentionHeads, headDim: c.headDim, table: table)
         Kernels.applyRotary(&k, heads: c.numKeyValueHeads, headDim: c.headDim, table: table)
@@ -61,12 +52,12 @@ package final class LlamaModel: CausalLanguageModel {
                 }
             }
         }
-        Kernels.add(&x, try linear(layer + "attn.o", attended, out: c.hiddenSize, observer: observer))
-        let normed2 = Kernels.rmsNorm(x, weight: try weights.floats(names.module(layer + "mlp_norm") + ".weight"), eps: eps)
-        var gate = try linear(layer + "mlp.gate", normed2, out: c.intermediateSize, observer: observer)
-        let up = try linear(layer + "mlp.up", normed2, out: c.intermediateSize, observer: observer)
+        Kernels.add(&x, try applyLinear(layer + "attn.o", attended, out: c.hiddenSize, observer: observer))
+        let normed2 = try applyRMSNorm(layer + "mlp_norm", x)
+        var gate = try applyLinear(layer + "mlp.gate", normed2, out: c.intermediateSize, observer: observer)
+        let up = try applyLinear(layer + "mlp.up", normed2, out: c.intermediateSize, observer: observer)
         Kernels.gatedActivate(&gate, up: up, activation)
-        Kernels.add(&x, try linear(layer + "mlp.down", gate, out: c.hiddenSize, observer: observer))
+        Kernels.add(&x, try applyLinear(layer + "mlp.down", gate, out: c.hiddenSize, observer: observer))
     }
 
     /// The rotary table of the last positions asked for: every layer of a forward pass uses the same.
@@ -80,8 +71,6 @@ package final class LlamaModel: CausalLanguageModel {
     }
 
     package func logits(_ x: Activations) throws -> Activations {
-        let normed = Kernels.rmsNorm(x, weight: try weights.floats(names.module("norm") + ".weight"), eps: Float(config.normEps))
-        let head = weights.contains("lm_head.weight") ? "lm_head.weight" : names.module("embed") + ".weight"
-        return Kernels.linear(normed, weight: try weights.floats(head), bias: nil, outFeatures: config.vocabSize)
+        try projectToVocabulary(try applyRMSNorm("norm", x))
     }
 }
