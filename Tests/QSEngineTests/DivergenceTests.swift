@@ -46,4 +46,24 @@ import Testing
         let again = try Divergence.evaluate(model: model, reference: reference, tokens: Self.tokens, measuredWith: measured)
         #expect(again.meanKLD < 1e-6)
     }
+
+    @Test func cancellationStopsBetweenLayers() throws {
+        let checkpoint = try Self.tinyLlama()
+        let model = try #require(try ModelLoader.model(for: checkpoint) as? CausalLanguageModel)
+        let measured = PerplexityProtocol(text: "t", tokens: Self.tokens.count, context: 16, stride: 16, bos: false)
+        var polls = 0
+        do {
+            _ = try Perplexity.evaluate(
+                model: model, tokens: Self.tokens, measuredWith: measured,
+                isCancelled: {
+                    polls += 1
+                    return polls > 3
+                })
+            Issue.record("evaluation ran to the end")
+        } catch let error as EngineError {
+            #expect(error == .cancelled)
+        }
+        // One poll between windows, then one per layer: it stopped inside the second window.
+        #expect(polls == 4)
+    }
 }

@@ -31,7 +31,7 @@ package struct BlockRunner {
     ) throws -> [Activations] {
         var states = try embed(sequences)
         for index in 0 ..< model.config.numHiddenLayers {
-            if isCancelled() { throw EngineError("cancelled") }
+            if isCancelled() { throw EngineError.cancelled }
             if let afterBlock {
                 var observed = states
                 try run(block: index, &observed, observer: observer)

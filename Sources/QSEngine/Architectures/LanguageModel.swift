@@ -81,14 +81,18 @@ package protocol CausalLanguageModel: BlockModel {
 }
 
 extension CausalLanguageModel {
-    /// Logits for `tokens`, continuing the cached past when a cache is given.
-    package func forward(_ tokens: [Int], cache: KVCache? = nil, observer: LinearObserver? = nil) throws -> Activations {
+    /// Logits for `tokens`, continuing the cached past when a cache is given. `isCancelled` is
+    /// checked between layers (Ctrl-C in the REPL).
+    package func forward(
+        _ tokens: [Int], cache: KVCache? = nil, observer: LinearObserver? = nil, isCancelled: () -> Bool = { false }
+    ) throws -> Activations {
         let start = cache?.length ?? 0
         if let cache, start + tokens.count > cache.capacity {
             throw EngineError("the KV cache holds \(cache.capacity) tokens; \(start + tokens.count) were asked for")
         }
         var x = try embed(tokens, start: start)
         for index in 0 ..< config.numHiddenLayers {
+            if isCancelled() { throw EngineError.cancelled }
             try block(index, &x, start: start, cache: cache, observer: observer)
         }
         return try logits(x)

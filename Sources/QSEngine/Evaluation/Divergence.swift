@@ -42,9 +42,9 @@ package enum Divergence {
         let referenceHidden = try BlockRunner(model: reference).runAll(
             windows.map { Array(tokens[$0.range]) }, isCancelled: isCancelled)
         for (index, window) in windows.enumerated() {
-            if isCancelled() { throw EngineError("cancelled") }
+            if isCancelled() { throw EngineError.cancelled }
             let base = try reference.logits(referenceHidden[index])
-            let current = try model.forward(Array(tokens[window.range]))
+            let current = try model.forward(Array(tokens[window.range]), isCancelled: isCancelled)
             for position in window.scored {
                 let row = position - 1 - window.range.lowerBound
                 let compared = compare(base: base, current: current, row: row, target: tokens[position])

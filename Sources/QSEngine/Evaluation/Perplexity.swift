@@ -99,8 +99,8 @@ package enum Perplexity {
         let hidden = blockwise
             ? try BlockRunner(model: model).runAll(windows.map { Array(tokens[$0.range]) }, isCancelled: isCancelled) : nil
         for (index, window) in windows.enumerated() {
-            if isCancelled() { throw EngineError("cancelled") }
-            let logits = try hidden.map { try model.logits($0[index]) } ?? model.forward(Array(tokens[window.range]))
+            if isCancelled() { throw EngineError.cancelled }
+            let logits = try hidden.map { try model.logits($0[index]) } ?? model.forward(Array(tokens[window.range]), isCancelled: isCancelled)
             for position in window.scored {
                 let row = position - 1 - window.range.lowerBound
                 totalNLL += negativeLogLikelihood(logits, row: row, target: tokens[position])

@@ -14,6 +14,9 @@ package struct EngineError: Error, Sendable, Equatable, CustomStringConvertible 
         self.message = message
     }
 
+    /// Work stopped because the person asked (Ctrl-C).
+    package static let cancelled = EngineError("cancelled")
+
     package var description: String {
         var text = ""
         if let path { text += "\(path): " }
