@@ -34,7 +34,8 @@ extension Session {
                     ("top1", "top-1 agreement (kld)"), ("cosine", "mean cosine (embed)"), ("cosine_min", "worst cosine (embed)"),
                     ("accuracy", "topic accuracy (classify)"), ("text", "the text"), ("tokens", "tokens scored"),
                     ("ctx", "window"), ("stride", "stride"), ("size_mb", "weights as held, MB"),
-                    ("bits_per_weight", "bits per parameter as held"), ("params", "parameters"),
+                    ("bytes", "bytes of the weights as held"), ("bits_per_weight", "bits per parameter as held"),
+                    ("params", "parameters"),
                 ],
                 examples: ["eval", "let r = eval ppl shakespeare ctx=512", "eval kld shakespeare tokens=2048", "eval classify bbc-news"]),
             handler: Session.runEval)
@@ -65,7 +66,7 @@ extension Session {
 
     /// Size fields every evaluation record carries.
     static func sizeFields(_ loaded: LoadedModel) -> [(name: String, value: Value)] {
-        modelRecord(loaded).fields.filter { ["size_mb", "bits_per_weight", "params"].contains($0.name) }
+        modelRecord(loaded).fields.filter { ["bytes", "size_mb", "bits_per_weight", "params"].contains($0.name) }
     }
 
     /// The first `count` token ids of a text (with BOS first when asked).

@@ -57,7 +57,8 @@ extension Session {
         ("model", "the name or path it was loaded by"), ("path", "the file or folder"),
         ("format", "gguf or safetensors"), ("architecture", "llama, qwen2, gpt2, bert, ..."),
         ("layers", "transformer blocks"), ("params", "parameters"),
-        ("size_mb", "weights as held, in MB (10^6 bytes)"), ("bits_per_weight", "bits per parameter as held"),
+        ("bytes", "bytes of the weights as held"), ("size_mb", "the same in MB (10^6 bytes)"),
+        ("bits_per_weight", "bits per parameter as held"),
     ]
 
     /// The record describing the loaded model.
@@ -69,7 +70,7 @@ extension Session {
             ("format", .string(loaded.checkpoint.format.rawValue)),
             ("architecture", .string(loaded.config.architecture.rawValue)),
             ("layers", .number(Double(loaded.config.numHiddenLayers))), ("params", .number(Double(params))),
-            ("size_mb", .number((Double(bytes) / 1e6 * 100).rounded() / 100)),
+            ("bytes", .number(Double(bytes))), ("size_mb", .number((Double(bytes) / 1e6 * 100).rounded() / 100)),
             ("bits_per_weight", .number(params > 0 ? (Double(bytes) * 8 / Double(params) * 1000).rounded() / 1000 : 0)),
         ])
     }
