@@ -66,7 +66,7 @@ extension Session {
 
     /// Size fields every evaluation record carries.
     static func sizeFields(_ loaded: LoadedModel) -> [(name: String, value: Value)] {
-        modelRecord(loaded).fields.filter { ["bytes", "size_mb", "bits_per_weight", "params"].contains($0.name) }
+        sizeFields(bytes: loaded.heldBytes, params: loaded.parameterCount)
     }
 
     /// The first `count` token ids of a text (with BOS first when asked).
@@ -159,12 +159,8 @@ extension Session {
                     model: reference, tokens: ids, measuredWith: measured, blockwise: true, progress: { baseBar.update($0, of: $1) },
                     isCancelled: session.isCancelled)
                 baseBar.finish()
-                var baseSize: [(name: String, value: Value)] = []
-                let params = loaded.parameterCount
-                let bytes = loaded.checkpoint.tensors.reduce(0) { $0 + $1.byteCount }
-                baseSize = [("size_mb", .number((Double(bytes) / 1e6 * 100).rounded() / 100)),
-                            ("bits_per_weight", .number((Double(bytes) * 8 / Double(params) * 1000).rounded() / 1000)),
-                            ("params", .number(Double(params)))]
+                let baseSize = sizeFields(
+                    bytes: loaded.checkpoint.tensors.reduce(0) { $0 + $1.byteCount }, params: loaded.parameterCount)
                 session.workspace.baselines[key] = .record(Record([("ppl", .number(base.perplexity)), ("nll", .number(base.meanNLL)), ("tokens_per_s", .number(base.tokensPerSecond.rounded()))] + baseSize))
             }
             let baseline = session.workspace.baselines[key]?.record

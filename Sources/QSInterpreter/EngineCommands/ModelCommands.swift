@@ -63,16 +63,21 @@ extension Session {
 
     /// The record describing the loaded model.
     static func modelRecord(_ loaded: LoadedModel) -> Record {
-        let bytes = loaded.heldBytes
-        let params = loaded.parameterCount
-        return Record([
+        Record([
             ("model", .string(loaded.name)), ("path", .string(loaded.checkpoint.path)),
             ("format", .string(loaded.checkpoint.format.rawValue)),
             ("architecture", .string(loaded.config.architecture.rawValue)),
-            ("layers", .number(Double(loaded.config.numHiddenLayers))), ("params", .number(Double(params))),
-            ("bytes", .number(Double(bytes))), ("size_mb", .number((Double(bytes) / 1e6 * 100).rounded() / 100)),
+            ("layers", .number(Double(loaded.config.numHiddenLayers))),
+        ] + sizeFields(bytes: loaded.heldBytes, params: loaded.parameterCount))
+    }
+
+    /// The size fields every model and evaluation record carries.
+    static func sizeFields(bytes: Int, params: Int) -> [(name: String, value: Value)] {
+        [
+            ("params", .number(Double(params))), ("bytes", .number(Double(bytes))),
+            ("size_mb", .number((Double(bytes) / 1e6 * 100).rounded() / 100)),
             ("bits_per_weight", .number(params > 0 ? (Double(bytes) * 8 / Double(params) * 1000).rounded() / 1000 : 0)),
-        ])
+        ]
     }
 
     static func runLoad(_ invocation: CommandInvocation, _ session: Session) throws -> Value {
