@@ -91,6 +91,7 @@ extension Session {
 
     static func runEval(_ invocation: CommandInvocation, _ session: Session) throws -> Value {
         let loaded = try session.workspace.requireModel()
+        defer { loaded.releaseReference() }
         let causal = loaded.model is CausalLanguageModel
         let kind = invocation["kind"]?.text ?? (causal ? "ppl" : "embed")
         let defaultText = kind == "classify" ? "bbc-news" : (session.setting("eval_text")?.text ?? "shakespeare")

@@ -22,8 +22,8 @@ package final class LoadedModel {
 
     package var config: ModelConfig { model.config }
 
-    /// The model as loaded, computing from the checkpoint's stored tensors without keeping
-    /// their fp32 values (no second full copy in memory).
+    /// The model as loaded, computing from the checkpoint's stored tensors with a bounded
+    /// conversion cache (no second full fp32 copy in memory); `releaseReference` empties it.
     package var reference: BlockModel {
         get throws {
             if let referenceModel { return referenceModel }
@@ -32,6 +32,11 @@ package final class LoadedModel {
             referenceModel = made
             return made
         }
+    }
+
+    /// Frees what the reference model converted, once an evaluation is done with it.
+    package func releaseReference() {
+        referenceModel?.weights.dropConverted()
     }
 
     /// Whether any weight differs from the checkpoint.
