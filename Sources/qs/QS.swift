@@ -146,7 +146,7 @@ struct Fetch: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let fetcher = try Fetcher()
+            let fetcher = Fetcher()
             if names.isEmpty {
                 print(RegistryFormatting.table(fetcher: fetcher))
                 return
@@ -176,7 +176,7 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let checkpoint = try Checkpoint.open(try Fetcher().resolve(model))
+            let checkpoint = try Checkpoint.open(Fetcher().resolve(model))
             print(InspectFormatting.summary(checkpoint.summary, tensors: tensors ? checkpoint.tensors : nil))
         }
     }
@@ -200,7 +200,7 @@ struct Convert: ParsableCommand {
             guard let type = DType(rawValue: dtype), Converter.outputDTypes.contains(type) else {
                 throw EngineError(subject: dtype, "is not an output dtype; expected f32, f16 or bf16")
             }
-            let checkpoint = try Checkpoint.open(try Fetcher().resolve(model))
+            let checkpoint = try Checkpoint.open(Fetcher().resolve(model))
             let bar = ProgressBar(label: "convert", unit: "tensors")
             try Converter.convert(checkpoint, to: output, dtype: type) { bar.update($0, of: $1) }
             bar.finish()

@@ -26,7 +26,7 @@ import Testing
         let folder = try Self.folder(["x.txt": [0x61, 0xFF, 0x62]])
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let path = (folder as NSString).appendingPathComponent("x.txt")
-        let corpus = try TextCorpus.load(path, fetcher: try Fetcher(home: folder))
+        let corpus = try TextCorpus.load(path, fetcher: Fetcher(home: folder))
         #expect(corpus.text == "a\u{FFFD}b")
         #expect(corpus.replacedFiles == [path])
     }
@@ -34,7 +34,7 @@ import Testing
     @Test func emptyOrMissingTextsAreErrors() throws {
         let folder = try Self.folder(["empty.txt": []])
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let fetcher = try Fetcher(home: folder)
+        let fetcher = Fetcher(home: folder)
         #expect(throws: EngineError.self) { try TextCorpus.load((folder as NSString).appendingPathComponent("empty.txt"), fetcher: fetcher) }
         do {
             _ = try TextCorpus.load("/nonexistent/text.txt", fetcher: fetcher)

@@ -111,6 +111,13 @@ package final class Checkpoint: @unchecked Sendable {
         return magic == Data("GGUF".utf8)
     }
 
+    /// The folder the checkpoint lives in (the path itself for a Hugging Face folder).
+    package var folder: String {
+        var isDirectory: ObjCBool = false
+        let isFolder = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+        return isFolder ? path : (path as NSString).deletingLastPathComponent
+    }
+
     /// The tensor with this checkpoint name.
     package func tensor(named name: String) -> StoredTensor? {
         tensors.first { $0.name == name }

@@ -57,10 +57,7 @@ package enum Converter {
         let torchDType = ["f32": "float32", "f16": "float16", "bf16": "bfloat16"][dtype.rawValue] ?? "float32"
         var source: Data?
         if checkpoint.format == .safetensors {
-            var isDirectory: ObjCBool = false
-            FileManager.default.fileExists(atPath: checkpoint.path, isDirectory: &isDirectory)
-            let folder = isDirectory.boolValue ? checkpoint.path : (checkpoint.path as NSString).deletingLastPathComponent
-            source = FileManager.default.contents(atPath: (folder as NSString).appendingPathComponent("config.json"))
+            source = FileManager.default.contents(atPath: (checkpoint.folder as NSString).appendingPathComponent("config.json"))
         }
         guard let source else {
             var written = config

@@ -6,9 +6,7 @@ extension Tokenizer {
     /// GGUF. Nil when the checkpoint has none.
     package static func load(for checkpoint: Checkpoint) throws -> Tokenizer? {
         if let gguf = checkpoint.gguf { return try fromGGUF(gguf) }
-        var isDirectory: ObjCBool = false
-        FileManager.default.fileExists(atPath: checkpoint.path, isDirectory: &isDirectory)
-        let folder = isDirectory.boolValue ? checkpoint.path : (checkpoint.path as NSString).deletingLastPathComponent
+        let folder = checkpoint.folder
         let path = (folder as NSString).appendingPathComponent("tokenizer.json")
         guard let data = FileManager.default.contents(atPath: path) else { return nil }
         var tokenizer = try Tokenizer(tokenizerJSON: data, path: path)

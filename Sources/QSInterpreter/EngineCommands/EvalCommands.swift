@@ -73,7 +73,7 @@ extension Session {
     static func tokens(of textName: String, count: Int, bos: Bool, loaded: LoadedModel, session: Session) throws -> [Int] {
         let tokenizer = try loaded.requireTokenizer()
         // About 4 characters a token in English; read generously so that a prefix suffices.
-        let corpus = try TextCorpus.load(textName, fetcher: try session.workspace.requireFetcher(), minimumCharacters: count * 8 + 4096)
+        let corpus = try TextCorpus.load(textName, fetcher: session.workspace.fetcher, minimumCharacters: count * 8 + 4096)
         for file in corpus.replacedFiles {
             session.output("warning: \(file) is not valid UTF-8; invalid bytes were replaced with U+FFFD\n")
         }
@@ -204,7 +204,7 @@ extension Session {
         var fields: [(name: String, value: Value)] = []
         if kind == "embed" {
             let count = try invocation.integer("sentences")
-            let corpus = try TextCorpus.load(text, fetcher: try session.workspace.requireFetcher(), minimumCharacters: count * 400)
+            let corpus = try TextCorpus.load(text, fetcher: session.workspace.fetcher, minimumCharacters: count * 400)
             let sentences = EncoderEvaluation.sentences(of: corpus.text, limit: count)
             let bar = ProgressBar(label: "eval embed", unit: "models")
             let r = try EncoderEvaluation.fidelity(
@@ -216,7 +216,7 @@ extension Session {
         } else {
             let folder: String
             if let entry = Registry.entry(text) {
-                folder = try session.workspace.requireFetcher().fetch(entry)
+                folder = try session.workspace.fetcher.fetch(entry)
             } else {
                 folder = text
             }

@@ -82,7 +82,7 @@ extension Session {
 
     static func runLoad(_ invocation: CommandInvocation, _ session: Session) throws -> Value {
         let name = try invocation.text("model")
-        let path = try session.workspace.requireFetcher().resolve(expandTilde(name)) { message in
+        let path = try session.workspace.fetcher.resolve(expandTilde(name)) { message in
             if isatty(2) != 0 { FileHandle.standardError.write(Data("\(message)\n".utf8)) }
         }
         let checkpoint = try Checkpoint.open(path)
@@ -101,7 +101,7 @@ extension Session {
     static func runFetch(_ invocation: CommandInvocation, _ session: Session) throws -> Value {
         let name = try invocation.text("name")
         guard let entry = Registry.entry(name) else { throw CommandError.invalidArgument("name", "not in the registry") }
-        let path = try session.workspace.requireFetcher().fetch(entry)
+        let path = try session.workspace.fetcher.fetch(entry)
         session.output("\(name): \(path)\n")
         return .record(Record([("name", .string(name)), ("path", .string(path))]))
     }

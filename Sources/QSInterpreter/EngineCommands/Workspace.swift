@@ -66,17 +66,12 @@ package final class Workspace {
     package var snapshots: [String: WeightStore.Snapshot] = [:]
     /// Baseline results of the model as loaded, by protocol key.
     package var baselines: [String: Value] = [:]
-    let fetcher: Fetcher? = try? Fetcher()
+    /// Resolves registry names ($QS_HOME, else ~/.cache/qs).
+    package let fetcher = Fetcher()
 
     /// The loaded model, or an error telling the person to load one.
     package func requireModel() throws -> LoadedModel {
         guard let loaded else { throw CommandError.failed("no model is loaded; use 'load NAME|PATH' first") }
         return loaded
-    }
-
-    /// The fetcher for registry names.
-    package func requireFetcher() throws -> Fetcher {
-        if let fetcher { return fetcher }
-        return try Fetcher()
     }
 }
