@@ -109,11 +109,14 @@ package enum BLAS {
     /// The number of threads OpenBLAS uses.
     package static var threads: Int { Int(library.getThreads()) }
 
-    /// Sets the number of threads OpenBLAS uses.
+    /// Sets the number of threads OpenBLAS uses, once no product is running.
     package static func setThreads(_ count: Int) {
         precondition(count >= 1 && count <= Int(Int32.max), "BLAS.setThreads: invalid count \(count)")
-        library.setThreads(Int32(count))
+        threadPoolLock.writing { library.setThreads(Int32(count)) }
     }
+
+    /// Held shared by every product and exclusively by a change of thread count.
+    package static let threadPoolLock = ReadWriteLock()
 
     /// The handle of the first of `names` that `dlopen` opens; the error names each library
     /// tried, why it failed, and the Debian package that provides OpenBLAS.
@@ -156,5 +159,32 @@ package enum BLAS {
         return Library(
             sgemm: sgemm, setThreads: setThreads, getThreads: getThreads,
             coreName: name ?? "unknown", chosenBy: chosenBy)
+    }
+}
+
+/// A pthread read-write lock: many readers at once, or one writer.
+package final class ReadWriteLock: @unchecked Sendable {
+    private let lock: UnsafeMutablePointer<pthread_rwlock_t>
+
+    package init() {
+        lock = .allocate(capacity: 1)
+        pthread_rwlock_init(lock, nil)
+    }
+
+    deinit {
+        pthread_rwlock_destroy(lock)
+        lock.deallocate()
+    }
+
+    package func reading<R>(_ body: () throws -> R) rethrows -> R {
+        pthread_rwlock_rdlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        return try body()
+    }
+
+    package func writing<R>(_ body: () throws -> R) rethrows -> R {
+        pthread_rwlock_wrlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        return try body()
     }
 }

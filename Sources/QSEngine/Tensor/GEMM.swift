@@ -26,11 +26,15 @@ package enum GEMM {
             scale(c, rows: m, columns: n, ldc: ldc, by: beta)
             return
         }
-        BLAS.library.sgemm(
-            Int32(QS_CBLAS_ROW_MAJOR),
-            Int32(transA ? QS_CBLAS_TRANS : QS_CBLAS_NO_TRANS),
-            Int32(transB ? QS_CBLAS_TRANS : QS_CBLAS_NO_TRANS),
-            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        // Products may run side by side; a change of thread count waits for them (OpenBLAS
+        // resizes its thread pool in openblas_set_num_threads).
+        BLAS.threadPoolLock.reading {
+            BLAS.library.sgemm(
+                Int32(QS_CBLAS_ROW_MAJOR),
+                Int32(transA ? QS_CBLAS_TRANS : QS_CBLAS_NO_TRANS),
+                Int32(transB ? QS_CBLAS_TRANS : QS_CBLAS_NO_TRANS),
+                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        }
     }
 
     /// `sgemm` over packed arrays: `a` holds m·k values, `b` k·n, `c` m·n, rows contiguous.
