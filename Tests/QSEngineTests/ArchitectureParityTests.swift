@@ -89,3 +89,31 @@ import Testing
         #expect(throws: EngineError.self) { try model.forward([1, 96]) }
     }
 }
+
+@Suite struct ConverterTests {
+    /// Converting a Hugging Face folder keeps its config.json keys in order with the dtype
+    /// updated, writes the weights in the new dtype, and reloads to the same forward pass.
+    @Test func convertedFolderKeepsConfigAndComputesTheSame() throws {
+        let source = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!.appendingPathComponent("arch/qwen2")
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("qs-convert-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let checkpoint = try Checkpoint.open(source.path)
+        try Converter.convert(checkpoint, to: output, dtype: .bf16)
+        let original = try String(contentsOf: source.appendingPathComponent("config.json"), encoding: .utf8)
+        let written = try String(contentsOfFile: output + "/config.json", encoding: .utf8)
+        let keys: (String) -> [String] = { text in
+            text.split(separator: "\n").filter { $0.hasPrefix("  \"") }.map { String($0.split(separator: "\"")[1]) }
+        }
+        #expect(keys(written) == keys(original))
+        #expect(written.contains("\"dtype\": \"bfloat16\""))
+        let converted = try Checkpoint.open(output)
+        #expect(converted.tensors.allSatisfy { $0.dtype == .bf16 })
+        #expect(converted.config == checkpoint.config.map { var c = $0; c.torchDType = "bfloat16"; return c })
+        let ids = [5, 17, 3, 88, 41]
+        let before = try #require(try ModelLoader.model(for: checkpoint) as? CausalLanguageModel).forward(ids)
+        let after = try #require(try ModelLoader.model(for: converted) as? CausalLanguageModel).forward(ids)
+        // bf16 keeps 8 bits of mantissa: the logits move, but only a little.
+        #expect(ArchitectureParityTests.relativeError(after.data, before.data) < 0.05)
+        #expect(throws: EngineError.self) { try Converter.convert(checkpoint, to: source.path, dtype: .f32) }
+    }
+}

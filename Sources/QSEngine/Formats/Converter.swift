@@ -64,12 +64,25 @@ package enum Converter {
             written.torchDType = torchDType
             return written.configJSON()
         }
-        guard var object = try JSONSerialization.jsonObject(with: source) as? [String: Any] else {
-            throw EngineError(path: checkpoint.path, "config.json is not a JSON object")
+        // Keep the source's keys in their order; only the dtype changes, and a quantization
+        // config no longer applies to dense weights.
+        let path = (checkpoint.folder as NSString).appendingPathComponent("config.json")
+        let parsed: StrictJSON
+        do {
+            parsed = try StrictJSON.parse([UInt8](source))
+        } catch {
+            throw EngineError(path: path, "\(error)")
         }
-        object["torch_dtype"] = torchDType
-        object.removeValue(forKey: "quantization_config")
-        return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+        guard var members = parsed.members else { throw EngineError(path: path, "is not a JSON object") }
+        members.removeAll { $0.key == "quantization_config" }
+        // transformers 4 writes torch_dtype, transformers 5 dtype: update whichever is there.
+        var updated = false
+        for index in members.indices where members[index].key == "torch_dtype" || members[index].key == "dtype" {
+            members[index].value = .string(torchDType)
+            updated = true
+        }
+        if !updated { members.append(StrictJSON.Member("torch_dtype", .string(torchDType))) }
+        return Data((StrictJSON.object(members).serialized(indent: 2) + "\n").utf8)
     }
 
     /// Encodes fp32 values as `dtype` (f32, f16 or bf16) into `buffer`.
