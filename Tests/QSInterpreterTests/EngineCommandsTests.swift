@@ -85,3 +85,18 @@ import Testing
         #expect(error.contains("smollm2-135m"))
     }
 }
+
+extension EngineCommandsTests {
+    /// A model whose tokenizer qs cannot read still loads; text commands name the reason.
+    @Test func unreadableTokenizerWarnsAndExplains() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("qs-tok-\(UUID().uuidString)")
+        try FileManager.default.copyItem(at: Self.fixtures.appendingPathComponent("llama"), to: folder)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try Data(#"{"model": {"type": "Unigram", "vocab": []}}"#.utf8).write(to: folder.appendingPathComponent("tokenizer.json"))
+        let (session, output) = Self.session()
+        _ = try session.run("load \"\(folder.path)\"", name: "t.qs")
+        #expect(output.text.contains("warning: the tokenizer could not be read"))
+        let error = try #require(Self.errorText(session, "generate \"hello\""))
+        #expect(error.contains("Unigram"))
+    }
+}

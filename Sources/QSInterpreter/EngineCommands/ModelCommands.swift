@@ -95,6 +95,9 @@ extension Session {
         let c = loaded.config
         session.output(
             "loaded \(name): \(c.architecture.rawValue), \(InspectFormatting.humanCount(loaded.parameterCount)) params, \(c.numHiddenLayers) layers, \(InspectFormatting.humanBytes(loaded.heldBytes))\(loaded.tokenizer == nil ? ", no tokenizer" : "")\n")
+        if let problem = loaded.tokenizerProblem {
+            session.output("warning: the tokenizer could not be read, so text commands will fail: \(problem)\n")
+        }
         return .record(modelRecord(loaded))
     }
 

@@ -10,6 +10,9 @@ package final class LoadedModel {
     package let weights: WeightStore
     package let model: BlockModel
     package let tokenizer: Tokenizer?
+    /// Why the checkpoint's tokenizer could not be read, when it could not: the model still
+    /// loads (its weights can be inspected and compressed), and text commands say why they fail.
+    package let tokenizerProblem: String?
     private var referenceModel: BlockModel?
 
     init(name: String, checkpoint: Checkpoint) throws {
@@ -17,7 +20,13 @@ package final class LoadedModel {
         self.checkpoint = checkpoint
         weights = WeightStore(checkpoint: checkpoint)
         model = try ModelLoader.model(for: checkpoint, weights: weights)
-        tokenizer = try Tokenizer.load(for: checkpoint)
+        do {
+            tokenizer = try Tokenizer.load(for: checkpoint)
+            tokenizerProblem = nil
+        } catch {
+            tokenizer = nil
+            tokenizerProblem = "\(error)"
+        }
     }
 
     package var config: ModelConfig { model.config }
@@ -45,6 +54,7 @@ package final class LoadedModel {
     /// The tokenizer, or an error saying the model has none.
     package func requireTokenizer() throws -> Tokenizer {
         guard let tokenizer else {
+            if let tokenizerProblem { throw EngineError("the tokenizer could not be read: \(tokenizerProblem)") }
             throw EngineError(path: checkpoint.path, "has no tokenizer (no tokenizer.json, no tokenizer.ggml.* metadata)")
         }
         return tokenizer
