@@ -94,6 +94,16 @@ package indirect enum StrictJSON: Sendable, Equatable {
         case .string(let value): Self.writeString(value, to: &out)
         case .array(let items):
             if items.isEmpty { out += "[]"; return }
+            // Arrays of scalars (a shape, a merge list) stay on one line.
+            if indent != nil, !items.contains(where: \.isContainer) {
+                out += "["
+                for (index, item) in items.enumerated() {
+                    if index > 0 { out += ", " }
+                    item.write(to: &out, indent: nil, level: 0)
+                }
+                out += "]"
+                return
+            }
             out += "["
             for (index, item) in items.enumerated() {
                 if index > 0 { out += "," }
@@ -114,6 +124,13 @@ package indirect enum StrictJSON: Sendable, Equatable {
             }
             Self.newline(&out, indent: indent, level: level)
             out += "}"
+        }
+    }
+
+    private var isContainer: Bool {
+        switch self {
+        case .array, .object: true
+        default: false
         }
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 
-/// A JSON value with ordered object keys, for writing tokenizer.json deterministically.
+/// A JSON value with ordered object keys, for building tokenizer.json; written by the engine's
+/// JSON writer (`StrictJSON`), two-space indents, arrays of scalars on one line.
 indirect enum OrderedJSON: Sendable {
     case null
     case bool(Bool)
@@ -12,68 +13,21 @@ indirect enum OrderedJSON: Sendable {
     static func optional(_ value: String?) -> OrderedJSON { value.map { .string($0) } ?? .null }
     static func optional(_ value: Bool?) -> OrderedJSON { value.map { .bool($0) } ?? .null }
 
-    /// The UTF-8 text, pretty-printed with two-space indents for objects (arrays of
-    /// scalars stay on one line).
-    func serialized() -> Data {
-        var output: [UInt8] = []
-        write(into: &output, indent: 0)
-        output.append(0x0A)
-        return Data(output)
-    }
-
-    private func write(into output: inout [UInt8], indent: Int) {
+    /// The same value as the engine's JSON type.
+    var strict: StrictJSON {
         switch self {
-        case .null: output += Array("null".utf8)
-        case .bool(let value): output += Array((value ? "true" : "false").utf8)
-        case .int(let value): output += Array(String(value).utf8)
-        case .string(let value): Self.writeString(value, into: &output)
-        case .array(let items):
-            let nested = items.contains { if case .object = $0 { return true }; if case .array = $0 { return true }; return false }
-            output.append(UInt8(ascii: "["))
-            for (index, item) in items.enumerated() {
-                if index > 0 { output.append(UInt8(ascii: ",")) }
-                if nested { Self.newline(into: &output, indent: indent + 1) }
-                item.write(into: &output, indent: indent + 1)
-            }
-            if nested && !items.isEmpty { Self.newline(into: &output, indent: indent) }
-            output.append(UInt8(ascii: "]"))
-        case .object(let members):
-            output.append(UInt8(ascii: "{"))
-            for (index, (key, value)) in members.enumerated() {
-                if index > 0 { output.append(UInt8(ascii: ",")) }
-                Self.newline(into: &output, indent: indent + 1)
-                Self.writeString(key, into: &output)
-                output += Array(": ".utf8)
-                value.write(into: &output, indent: indent + 1)
-            }
-            if !members.isEmpty { Self.newline(into: &output, indent: indent) }
-            output.append(UInt8(ascii: "}"))
+        case .null: .null
+        case .bool(let value): .bool(value)
+        case .int(let value): .integer(value)
+        case .string(let value): .string(value)
+        case .array(let items): .array(items.map(\.strict))
+        case .object(let members): .object(members.map { StrictJSON.Member($0.0, $0.1.strict) })
         }
     }
 
-    private static func newline(into output: inout [UInt8], indent: Int) {
-        output.append(0x0A)
-        output += repeatElement(UInt8(ascii: " "), count: 2 * indent)
-    }
-
-    private static func writeString(_ value: String, into output: inout [UInt8]) {
-        output.append(UInt8(ascii: "\""))
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": output += Array("\\\"".utf8)
-            case "\\": output += Array("\\\\".utf8)
-            case "\n": output += Array("\\n".utf8)
-            case "\r": output += Array("\\r".utf8)
-            case "\t": output += Array("\\t".utf8)
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F {
-                    output += Array(String(format: "\\u%04x", scalar.value).utf8)
-                } else {
-                    output += Array(String(scalar).utf8)
-                }
-            }
-        }
-        output.append(UInt8(ascii: "\""))
+    /// The UTF-8 text, pretty-printed, with a final newline.
+    func serialized() -> Data {
+        Data((strict.serialized(indent: 2) + "\n").utf8)
     }
 }
 
