@@ -133,8 +133,8 @@ package final class Checkpoint: @unchecked Sendable {
         let rows = byType.map { CheckpointSummary.DTypeRow(dtype: $0.key, tensors: $0.value.tensors, elements: $0.value.elements, bytes: $0.value.bytes) }
             .sorted { $0.bytes > $1.bytes }
         return CheckpointSummary(
-            path: path, format: format, config: config, tensorCount: tensors.count,
-            parameterCount: tensors.reduce(0) { $0 + $1.count }, byDType: rows)
+            path: path, format: format, formatVersion: gguf?.version, name: metadata["general.name"], config: config,
+            tensorCount: tensors.count, parameterCount: tensors.reduce(0) { $0 + $1.count }, byDType: rows)
     }
 }
 
@@ -150,6 +150,10 @@ package struct CheckpointSummary: Sendable {
 
     package var path: String
     package var format: CheckpointFormat
+    /// The GGUF version, for a GGUF.
+    package var formatVersion: Int?
+    /// The model's own name (GGUF `general.name`), when the file gives one.
+    package var name: String?
     package var config: ModelConfig?
     package var tensorCount: Int
     package var parameterCount: Int

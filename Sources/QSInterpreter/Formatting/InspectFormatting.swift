@@ -7,7 +7,8 @@ package enum InspectFormatting {
     package static func summary(_ summary: CheckpointSummary, tensors: [StoredTensor]? = nil) -> String {
         var lines: [String] = []
         lines.append("path:         \(summary.path)")
-        lines.append("format:       \(summary.format.rawValue)")
+        lines.append("format:       \(summary.format.rawValue)\(summary.formatVersion.map { " v\($0)" } ?? "")")
+        if let name = summary.name { lines.append("name:         \(name)") }
         if let config = summary.config {
             lines.append("architecture: \(config.architecture.rawValue)")
             lines.append("config:       \(configLine(config))")
