@@ -45,3 +45,35 @@ import Testing
         #expect(after.data == (try lm.forward(sequence)).data)
     }
 }
+
+extension BlockRunnerTests {
+    @Test func groupsStayBoundedAndCoverEverySequenceInOrder() throws {
+        let model = try Self.model("llama")
+        let lm = try #require(model as? CausalLanguageModel)
+        let sequences = (0 ..< 7).map { i in (0 ..< (3 + i)).map { ($0 * 7 + i) % 96 } }
+        var seen: [Int] = []
+        var groups = 0
+        try BlockRunner(model: model).forEachGroup(sequences, tokensPerGroup: 12) { first, states in
+            groups += 1
+            #expect(states.reduce(0) { $0 + $1.rows } <= max(12, states.first?.rows ?? 0))
+            for (offset, state) in states.enumerated() {
+                seen.append(first + offset)
+                let grouped = try lm.logits(state).data
+                let whole = try lm.forward(sequences[first + offset]).data
+                #expect(grouped == whole)
+            }
+        }
+        #expect(seen == Array(0 ..< 7))
+        #expect(groups > 2)
+    }
+
+    @Test func blockwisePerplexityEqualsTheWindowedOne() throws {
+        let lm = try #require(try Self.model("smollm2") as? CausalLanguageModel)
+        let tokens = (0 ..< 200).map { ($0 * 31 + 5) % 96 }
+        let measured = PerplexityProtocol(text: "t", tokens: 200, context: 32, stride: 32, bos: false)
+        let plain = try Perplexity.evaluate(model: lm, tokens: tokens, measuredWith: measured)
+        let blockwise = try Perplexity.evaluate(model: lm, tokens: tokens, measuredWith: measured, blockwise: true)
+        #expect(plain.perplexity == blockwise.perplexity)
+        #expect(plain.scored == blockwise.scored)
+    }
+}

@@ -43,4 +43,24 @@ package struct BlockRunner {
         }
         return states
     }
+
+    /// The final hidden states of many sequences, run block by block in groups of about
+    /// `tokensPerGroup` tokens, so that the states held stay bounded however long the text.
+    /// Calls `body` with each group's first index and its states, in order.
+    package func forEachGroup(
+        _ sequences: [[Int]], tokensPerGroup: Int = 32768, isCancelled: () -> Bool = { false },
+        _ body: (_ first: Int, _ states: [Activations]) throws -> Void
+    ) throws {
+        var first = 0
+        while first < sequences.count {
+            var last = first
+            var tokens = 0
+            while last < sequences.count, last == first || tokens + sequences[last].count <= tokensPerGroup {
+                tokens += sequences[last].count
+                last += 1
+            }
+            try body(first, try runAll(Array(sequences[first ..< last]), isCancelled: isCancelled))
+            first = last
+        }
+    }
 }

@@ -39,22 +39,24 @@ package enum Divergence {
         var processed = 0
         let windows = Array(EvaluationWindows(tokens: tokens.count, context: protocolInfo.context, stride: protocolInfo.stride))
         let totalWork = windows.reduce(0) { $0 + $1.range.count }
-        let referenceHidden = try BlockRunner(model: reference).runAll(
-            windows.map { Array(tokens[$0.range]) }, isCancelled: isCancelled)
-        for (index, window) in windows.enumerated() {
-            if isCancelled() { throw EngineError.cancelled }
-            let base = try reference.logits(referenceHidden[index])
-            let current = try model.forward(Array(tokens[window.range]), isCancelled: isCancelled)
-            for position in window.scored {
-                let row = position - 1 - window.range.lowerBound
-                let compared = compare(base: base, current: current, row: row, target: tokens[position])
-                divergences.append(compared.kld)
-                if compared.sameTop1 { agree += 1 }
-                nll += compared.nll
-                baseNLL += compared.baseNLL
+        let inputs = windows.map { Array(tokens[$0.range]) }
+        try BlockRunner(model: reference).forEachGroup(inputs, isCancelled: isCancelled) { first, referenceHidden in
+            for (offset, hidden) in referenceHidden.enumerated() {
+                let window = windows[first + offset]
+                if isCancelled() { throw EngineError.cancelled }
+                let base = try reference.logits(hidden)
+                let current = try model.forward(inputs[first + offset], isCancelled: isCancelled)
+                for position in window.scored {
+                    let row = position - 1 - window.range.lowerBound
+                    let compared = compare(base: base, current: current, row: row, target: tokens[position])
+                    divergences.append(compared.kld)
+                    if compared.sameTop1 { agree += 1 }
+                    nll += compared.nll
+                    baseNLL += compared.baseNLL
+                }
+                processed += window.range.count
+                progress?(processed, totalWork)
             }
-            processed += window.range.count
-            progress?(processed, totalWork)
         }
         let count = Double(divergences.count)
         let sorted = divergences.sorted()

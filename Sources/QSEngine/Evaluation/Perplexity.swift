@@ -96,11 +96,7 @@ package enum Perplexity {
         var processed = 0
         let windows = Array(EvaluationWindows(tokens: tokens.count, context: protocolInfo.context, stride: protocolInfo.stride))
         let totalWork = windows.reduce(0) { $0 + $1.range.count }
-        let hidden = blockwise
-            ? try BlockRunner(model: model).runAll(windows.map { Array(tokens[$0.range]) }, isCancelled: isCancelled) : nil
-        for (index, window) in windows.enumerated() {
-            if isCancelled() { throw EngineError.cancelled }
-            let logits = try hidden.map { try model.logits($0[index]) } ?? model.forward(Array(tokens[window.range]), isCancelled: isCancelled)
+        func score(_ window: EvaluationWindows.Window, _ logits: Activations) {
             for position in window.scored {
                 let row = position - 1 - window.range.lowerBound
                 totalNLL += negativeLogLikelihood(logits, row: row, target: tokens[position])
@@ -108,6 +104,20 @@ package enum Perplexity {
             }
             processed += window.range.count
             progress?(processed, totalWork)
+        }
+        let inputs = windows.map { Array(tokens[$0.range]) }
+        if blockwise {
+            try BlockRunner(model: model).forEachGroup(inputs, isCancelled: isCancelled) { first, hidden in
+                for (offset, states) in hidden.enumerated() {
+                    if isCancelled() { throw EngineError.cancelled }
+                    score(windows[first + offset], try model.logits(states))
+                }
+            }
+        } else {
+            for (window, input) in zip(windows, inputs) {
+                if isCancelled() { throw EngineError.cancelled }
+                score(window, try model.forward(input, isCancelled: isCancelled))
+            }
         }
         let mean = totalNLL / Double(max(scored, 1))
         let seconds = Date().timeIntervalSince(started)
