@@ -24,9 +24,6 @@ package final class KVCache {
         values[layer].replaceSubrange(start ..< start + v.data.count, with: v.data)
         if layer == layers - 1 { length += k.rows }
     }
-
-    /// Drops everything cached.
-    package func clear() { length = 0 }
 }
 
 /// A model that can be run block by block: embed, each transformer block, then the head.

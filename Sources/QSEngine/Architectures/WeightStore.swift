@@ -40,12 +40,6 @@ package final class WeightStore: @unchecked Sendable {
     /// The stored tensor of this name.
     package func storedTensor(_ name: String) -> StoredTensor? { stored[name] }
 
-    /// The shape of a tensor (outermost first).
-    package func shape(_ name: String) throws -> [Int] {
-        guard let tensor = stored[name] else { throw missing(name) }
-        return tensor.shape
-    }
-
     /// The values of a tensor as fp32: replaced values if any, else converted on first use.
     package func floats(_ name: String) throws -> [Float] {
         lock.lock()

@@ -86,10 +86,6 @@ package enum Perplexity {
         guard tokens.count >= 2 else {
             throw EngineError(subject: protocolInfo.text, "has \(tokens.count) token(s); perplexity needs at least 2")
         }
-        let limit = model.config.maxPositionEmbeddings
-        if limit > 0, protocolInfo.context > limit, model.config.architecture == .gpt2 {
-            throw EngineError("context \(protocolInfo.context) is longer than the model allows (\(limit))")
-        }
         let started = Date()
         var totalNLL = 0.0
         var scored = 0

@@ -118,11 +118,6 @@ package final class Checkpoint: @unchecked Sendable {
         return isFolder ? path : (path as NSString).deletingLastPathComponent
     }
 
-    /// The tensor with this checkpoint name.
-    package func tensor(named name: String) -> StoredTensor? {
-        tensors.first { $0.name == name }
-    }
-
     /// A summary for `qs inspect` and `info`: counts and bytes, no tensor data touched.
     package var summary: CheckpointSummary {
         var byType: [DType: (tensors: Int, elements: Int, bytes: Int)] = [:]
