@@ -42,10 +42,12 @@ let package = Package(
         // A REPL with a fake evaluator and completion source, driven in a pseudo-terminal by
         // QSREPLTests until the interpreter can stand in for it.
         .executableTarget(name: "qs-repl-demo", dependencies: ["QSREPL"]),
-        .testTarget(name: "QSLanguageTests", dependencies: ["QSLanguage"]),
-        .testTarget(name: "QSEngineTests", dependencies: ["QSEngine"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "QSInterpreterTests", dependencies: ["QSInterpreter", "QSLanguage", "QSEngine"]),
-        .testTarget(name: "QSREPLTests", dependencies: ["QSREPL", "QSInterpreter"]),
+        // The seeded generator and approximate comparisons every test target uses.
+        .target(name: "QSTestSupport", path: "Tests/QSTestSupport"),
+        .testTarget(name: "QSLanguageTests", dependencies: ["QSLanguage", "QSTestSupport"]),
+        .testTarget(name: "QSEngineTests", dependencies: ["QSEngine", "QSTestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "QSInterpreterTests", dependencies: ["QSInterpreter", "QSLanguage", "QSEngine", "QSTestSupport"]),
+        .testTarget(name: "QSREPLTests", dependencies: ["QSREPL", "QSInterpreter", "QSTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,4 +1,5 @@
 import Foundation
+import QSTestSupport
 import Testing
 @testable import QSEngine
 
@@ -20,25 +21,13 @@ import Testing
         return (checkpoint, try JSONDecoder().decode(Expected.self, from: data))
     }
 
-    /// max |a - b| / max |b|.
-    static func relativeError(_ a: [Float], _ b: [Float]) -> Float {
-        precondition(a.count == b.count)
-        var diff: Float = 0
-        var scale: Float = 0
-        for i in a.indices {
-            diff = max(diff, abs(a[i] - b[i]))
-            scale = max(scale, abs(b[i]))
-        }
-        return diff / scale
-    }
-
     @Test(arguments: ["llama", "smollm2", "qwen2", "mistral", "gpt2"])
     func causalLogitsMatchTransformers(name: String) throws {
         let (checkpoint, expected) = try Self.fixture(name)
         let model = try #require(try ModelLoader.model(for: checkpoint) as? CausalLanguageModel)
         let logits = try model.forward(expected.ids)
         #expect(logits.rows == expected.ids.count)
-        #expect(Self.relativeError(logits.data, try #require(expected.logits)) < 1e-4)
+        #expect(relativeError(logits.data, try #require(expected.logits)) < 1e-4)
     }
 
     @Test(arguments: ["llama", "smollm2", "gpt2"])
@@ -54,16 +43,16 @@ import Testing
         let vocab = checkpoint.config!.vocabSize
         let full = try #require(expected.logits)
         #expect(cache.length == expected.ids.count)
-        #expect(Self.relativeError(last.data, Array(full.suffix(vocab))) < 1e-4)
+        #expect(relativeError(last.data, Array(full.suffix(vocab))) < 1e-4)
     }
 
     @Test func bertHiddenStatesAndEmbeddingMatchTransformers() throws {
         let (checkpoint, expected) = try Self.fixture("bert")
         let model = try #require(try ModelLoader.model(for: checkpoint) as? BERTModel)
         let hidden = try model.encode(expected.ids)
-        #expect(Self.relativeError(hidden.data, try #require(expected.hidden)) < 1e-4)
+        #expect(relativeError(hidden.data, try #require(expected.hidden)) < 1e-4)
         let embedding = try model.sentenceEmbedding(expected.ids)
-        #expect(Self.relativeError(embedding, try #require(expected.embedding)) < 1e-4)
+        #expect(relativeError(embedding, try #require(expected.embedding)) < 1e-4)
     }
 
     @Test func canonicalNamesMapToEachArchitecture() throws {
@@ -113,7 +102,7 @@ import Testing
         let before = try #require(try ModelLoader.model(for: checkpoint) as? CausalLanguageModel).forward(ids)
         let after = try #require(try ModelLoader.model(for: converted) as? CausalLanguageModel).forward(ids)
         // bf16 keeps 8 bits of mantissa: the logits move, but only a little.
-        #expect(ArchitectureParityTests.relativeError(after.data, before.data) < 0.05)
+        #expect(relativeError(after.data, before.data) < 0.05)
         #expect(throws: EngineError.self) { try Converter.convert(checkpoint, to: source.path, dtype: .f32) }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import QSTestSupport
 import Testing
 @testable import QSEngine
 
@@ -33,7 +34,7 @@ import Testing
     func parallelSplitMatchesSerial(dtype: DType) {
         let count = 300 * 1024
         let bytes = dtype.byteCount(elements: count)!
-        var generator = SeededGenerator(seed: 7)
+        var generator = TestGenerator(seed: 7)
         var raw = (0 ..< bytes).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
         // Keep every fp16 field finite by clearing the top exponent bit of each high byte.
         for index in stride(from: 1, to: raw.count, by: 2) { raw[index] &= 0xBF }

@@ -13,8 +13,7 @@ import Testing
     @Test func identicalModelsAgreeExactly() throws {
         let checkpoint = try Self.tinyLlama()
         let model = try #require(try ModelLoader.model(for: checkpoint) as? CausalLanguageModel)
-        let reference = try #require(
-            try ModelLoader.model(for: checkpoint, weights: WeightStore(checkpoint: checkpoint, keepsConverted: false)) as? CausalLanguageModel)
+        let reference = try #require(try ModelLoader.model(for: checkpoint) as? CausalLanguageModel)
         let measured = PerplexityProtocol(text: "t", tokens: Self.tokens.count, context: 16, stride: 16, bos: false)
         let r = try Divergence.evaluate(model: model, reference: reference, tokens: Self.tokens, measuredWith: measured)
         #expect(r.meanKLD < 1e-6)
@@ -27,10 +26,9 @@ import Testing
 
     @Test func perturbedWeightsDivergeAndSnapshotsRestore() throws {
         let checkpoint = try Self.tinyLlama()
-        let store = WeightStore(checkpoint: checkpoint)
-        let model = try #require(try ModelLoader.model(for: checkpoint, weights: store) as? CausalLanguageModel)
-        let reference = try #require(
-            try ModelLoader.model(for: checkpoint, weights: WeightStore(checkpoint: checkpoint, keepsConverted: false)) as? CausalLanguageModel)
+        let model = try #require(try ModelLoader.model(for: checkpoint) as? CausalLanguageModel)
+        let store = model.weights
+        let reference = try #require(try ModelLoader.model(for: checkpoint) as? CausalLanguageModel)
         let name = "model.layers.0.mlp.down_proj.weight"
         let clean = store.snapshot()
         let original = try store.floats(name)
@@ -63,7 +61,8 @@ import Testing
         } catch let error as EngineError {
             #expect(error == .cancelled)
         }
-        // One poll between windows, then one per layer: it stopped inside the second window.
+        // One poll before each of the two blocks, then one per window as it is scored: it
+        // stopped at the second window.
         #expect(polls == 4)
     }
 }

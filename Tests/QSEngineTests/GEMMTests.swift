@@ -1,4 +1,5 @@
 import Foundation
+import QSTestSupport
 import Testing
 @testable import QSEngine
 
@@ -36,7 +37,7 @@ struct GEMMCase: Sendable, CustomTestStringConvertible {
     /// that the padding of C is untouched.
     @Test(arguments: cases)
     func matchesDoubleReference(_ test: GEMMCase) {
-        var random = SeededGenerator(seed: UInt64(test.m * 1_000_003 + test.n * 1009 + test.k))
+        var random = TestGenerator(seed: UInt64(test.m * 1_000_003 + test.n * 1009 + test.k))
         let (rowsA, colsA) = test.transA ? (test.k, test.m) : (test.m, test.k)
         let (rowsB, colsB) = test.transB ? (test.n, test.k) : (test.k, test.n)
         let lda = colsA + test.pad, ldb = colsB + test.pad, ldc = test.n + test.pad

@@ -1,4 +1,5 @@
 import Foundation
+import QSTestSupport
 import Testing
 @testable import QSEngine
 
@@ -96,7 +97,7 @@ import Testing
         let path = GGUFFixtures.temporaryPath()
         defer { try? FileManager.default.removeItem(atPath: path) }
         let headerEnd = try GGUFFile(path: GGUFFixtures.tinyPath).dataOffset
-        var generator = SeededGenerator(seed: 20261129)
+        var generator = TestGenerator(seed: 20261129)
         var outcomes: [Outcome: Int] = [:]
         for _ in 0 ..< 3000 {
             var bytes = Self.original

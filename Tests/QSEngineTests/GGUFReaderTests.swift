@@ -130,13 +130,13 @@ import Testing
         ("output.weight", "lm_head.weight"),
     ])
     func namesMapBothWays(gguf: String, huggingFace: String) {
-        #expect(GGUFTensorNames.huggingFace(fromGGUF: gguf) == huggingFace)
-        #expect(GGUFTensorNames.gguf(fromHuggingFace: huggingFace) == gguf)
+        #expect(LlamaFamily.ggufNaming("llama")!.huggingFace(fromGGUF: gguf) == huggingFace)
+        #expect(LlamaFamily.ggufNaming("llama")!.gguf(fromHuggingFace: huggingFace) == gguf)
     }
 
     @Test(arguments: ["rope_freqs.weight", "blk.x.attn_q.weight", "blk.01.attn_q.weight", "blk.0.attn_q", "blk.0.ffn_gate_exps.weight"])
     func unknownNamesHaveNoMapping(name: String) {
-        #expect(GGUFTensorNames.huggingFace(fromGGUF: name) == nil)
+        #expect(LlamaFamily.ggufNaming("llama")!.huggingFace(fromGGUF: name) == nil)
     }
 }
 

@@ -1,3 +1,4 @@
+import QSTestSupport
 import Testing
 @testable import QSInterpreter
 @testable import QSLanguage
@@ -11,7 +12,7 @@ struct InterpreterFuzzTests {
     ]
 
     @Test func mutatedScriptsEndInAValueOrDiagnostics() {
-        var generator = SeededGenerator(state: 7)
+        var generator = TestGenerator(seed: 7)
         var failures = 0
         for _ in 0..<1_500 {
             var bytes = Array(InterpreterFuzzTests.seeds.randomElement(using: &generator)!.utf8)
@@ -37,14 +38,3 @@ struct InterpreterFuzzTests {
     }
 }
 
-/// A small deterministic generator (SplitMix64).
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -1,17 +1,6 @@
+import QSTestSupport
 import Testing
 @testable import QSLanguage
-
-/// A small deterministic generator (SplitMix64), so every run sees the same inputs.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Random and mutated scripts: each must give diagnostics or a clean parse, never a crash or
 /// a hang, and every diagnostic must render.
@@ -46,7 +35,7 @@ struct FuzzTests {
         "(", ")", "[", "]", ",", ".", "=", "==", "<", ">=", "+", "-", "*", "/", ";", "\n", "#c\n", "\\\n", "@", "é",
     ]
 
-    static func randomScript(_ generator: inout SeededGenerator) -> [UInt8] {
+    static func randomScript(_ generator: inout TestGenerator) -> [UInt8] {
         let count = Int.random(in: 1...60, using: &generator)
         var text = ""
         for _ in 0..<count {
@@ -56,7 +45,7 @@ struct FuzzTests {
         return Array(text.utf8)
     }
 
-    static func mutatedScript(_ generator: inout SeededGenerator) -> [UInt8] {
+    static func mutatedScript(_ generator: inout TestGenerator) -> [UInt8] {
         var bytes = Array(seeds.randomElement(using: &generator)!.utf8)
         for _ in 0..<Int.random(in: 1...8, using: &generator) {
             let position = Int.random(in: 0...bytes.count, using: &generator)
@@ -72,7 +61,7 @@ struct FuzzTests {
     }
 
     static func scripts(count: Int, seed: UInt64) -> [[UInt8]] {
-        var generator = SeededGenerator(state: seed)
+        var generator = TestGenerator(seed: seed)
         return (0..<count).map { index in index % 2 == 0 ? randomScript(&generator) : mutatedScript(&generator) }
     }
 

@@ -1,36 +1,45 @@
 /// Runs a model block by block over a batch of sequences: every sequence through block 0, then
 /// every output through block 1, and so on, with only the current block's weights in use and
-/// each block's outputs kept as the next block's inputs. The observer sees the input of every
-/// linear layer (for X^T X, per-channel norms, ...): GPTQ, AWQ, Wanda and SparseGPT build on this.
+/// each block's outputs kept as the next block's inputs. The passes share one bounded
+/// conversion cache, so each block's weights are converted once for the whole batch. The
+/// observer sees the input of every linear layer (for X^T X, per-channel norms, ...): GPTQ,
+/// AWQ, Wanda and SparseGPT build on this.
 package struct BlockRunner {
     /// Called with the block index, the canonical name of a linear layer, and its input for one sequence.
     package typealias Observer = (_ block: Int, _ canonicalName: String, _ input: Activations) -> Void
 
     package let model: BlockModel
+    /// The fp32 copies of the weights the passes share.
+    package let conversions: ConversionCache
 
-    package init(model: BlockModel) { self.model = model }
+    package init(model: BlockModel, conversions: ConversionCache = ConversionCache(budgetBytes: ConversionCache.evaluationBudget)) {
+        self.model = model
+        self.conversions = conversions
+    }
 
     /// The embedded sequences: the input of block 0.
     package func embed(_ sequences: [[Int]]) throws -> [Activations] {
-        try sequences.map { try model.embed($0, start: 0) }
+        try sequences.map { try model.embed($0, pass: ForwardPass(conversions: conversions)) }
     }
 
     /// Runs block `index` over every sequence in place.
     package func run(block index: Int, _ states: inout [Activations], observer: Observer? = nil) throws {
         let linearObserver: LinearObserver? = observer.map { observe in { name, input in observe(index, name, input) } }
         for i in states.indices {
-            try model.block(index, &states[i], start: 0, cache: nil, observer: linearObserver)
+            try model.block(index, &states[i], pass: ForwardPass(observer: linearObserver, conversions: conversions))
         }
     }
 
     /// Runs every block; `afterBlock` may change the block's weights once it has been observed
     /// (the calibrated compressors quantize or prune there) before the outputs are recomputed.
+    /// `progress` gets (blocks done, blocks).
     package func runAll(
         _ sequences: [[Int]], observer: Observer? = nil, afterBlock: ((Int) throws -> Void)? = nil,
-        isCancelled: () -> Bool = { false }
+        progress: ((Int, Int) -> Void)? = nil, isCancelled: () -> Bool = { false }
     ) throws -> [Activations] {
         var states = try embed(sequences)
-        for index in 0 ..< model.config.numHiddenLayers {
+        let blocks = model.config.numHiddenLayers
+        for index in 0 ..< blocks {
             if isCancelled() { throw EngineError.cancelled }
             if let afterBlock {
                 var observed = states
@@ -40,16 +49,19 @@ package struct BlockRunner {
             } else {
                 try run(block: index, &states, observer: observer)
             }
+            progress?(index + 1, blocks)
         }
         return states
     }
 
     /// The final hidden states of many sequences, run block by block in groups of about
     /// `tokensPerGroup` tokens, so that the states held stay bounded however long the text.
-    /// Calls `body` with each group's first index and its states, in order.
+    /// Calls `body` with each group's first index and its states, in order; `progress` gets
+    /// (sequences done, sequences) as blocks complete, counting a group's sequences in
+    /// proportion to its blocks done.
     package func forEachGroup(
-        _ sequences: [[Int]], tokensPerGroup: Int = 32768, isCancelled: () -> Bool = { false },
-        _ body: (_ first: Int, _ states: [Activations]) throws -> Void
+        _ sequences: [[Int]], tokensPerGroup: Int = 32768, progress: ((Double) -> Void)? = nil,
+        isCancelled: () -> Bool = { false }, _ body: (_ first: Int, _ states: [Activations]) throws -> Void
     ) throws {
         var first = 0
         while first < sequences.count {
@@ -59,7 +71,14 @@ package struct BlockRunner {
                 tokens += sequences[last].count
                 last += 1
             }
-            try body(first, try runAll(Array(sequences[first ..< last]), isCancelled: isCancelled))
+            let done = first
+            let size = last - first
+            let states = try runAll(
+                Array(sequences[first ..< last]),
+                progress: { blocks, total in progress?((Double(done) + Double(size) * Double(blocks) / Double(total + 1)) / Double(sequences.count)) },
+                isCancelled: isCancelled)
+            try body(first, states)
+            progress?(Double(last) / Double(sequences.count))
             first = last
         }
     }

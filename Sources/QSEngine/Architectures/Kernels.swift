@@ -25,40 +25,6 @@ package typealias LinearObserver = (_ canonicalName: String, _ input: Activation
 
 /// The numeric building blocks of the transformer forward passes.
 package enum Kernels {
-    /// How a linear layer's weight is stored.
-    package enum WeightLayout: Sendable {
-        /// [out, in], as PyTorch stores an nn.Linear.
-        case outIn
-        /// [in, out], as GPT-2's Conv1D modules store it.
-        case inOut
-    }
-
-    /// y = x · W (+ b) with x [rows, in] and W stored as `layout` says.
-    package static func linear(
-        _ x: Activations, weight: [Float], bias: [Float]?, outFeatures: Int, layout: WeightLayout = .outIn
-    ) -> Activations {
-        precondition(weight.count == outFeatures * x.cols, "weight shape does not match the input")
-        var y = Activations(rows: x.rows, cols: outFeatures)
-        if let bias {
-            y.data.withUnsafeMutableBufferPointer { out in
-                bias.withUnsafeBufferPointer { b in
-                    for r in 0 ..< x.rows { (out.baseAddress! + r * outFeatures).update(from: b.baseAddress!, count: outFeatures) }
-                }
-            }
-        }
-        x.data.withUnsafeBufferPointer { a in
-            weight.withUnsafeBufferPointer { w in
-                y.data.withUnsafeMutableBufferPointer { c in
-                    GEMM.sgemm(
-                        transA: false, transB: layout == .outIn, m: x.rows, n: outFeatures, k: x.cols, alpha: 1,
-                        a: a.baseAddress!, lda: x.cols, b: w.baseAddress!, ldb: layout == .outIn ? x.cols : outFeatures,
-                        beta: bias == nil ? 0 : 1, c: c.baseAddress!, ldc: outFeatures)
-                }
-            }
-        }
-        return y
-    }
-
     /// RMSNorm as the llama family computes it: x / sqrt(mean(x²) + eps) · w.
     package static func rmsNorm(_ x: Activations, weight: [Float], eps: Float) -> Activations {
         var y = Activations(rows: x.rows, cols: x.cols)
@@ -120,6 +86,9 @@ package enum Kernels {
         case gelu
         /// The tanh approximation of GELU (GPT-2's gelu_new).
         case geluTanh
+
+        /// The hidden_act names qs implements.
+        package static let names = ["silu", "swish", "gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast"]
 
         package init?(name: String) {
             switch name {

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Keys and values of the past tokens of every layer, for generation without recomputation.
 package final class KVCache {
     package let layers: Int
@@ -26,73 +28,185 @@ package final class KVCache {
     }
 }
 
+/// The state of one forward pass over one sequence, kept out of the model so that a model can
+/// run several passes at once (the reference and the compressed model, a forward and a
+/// backward): where the sequence starts, its KV cache, who observes the linear inputs, the
+/// conversion cache its weights share, an encoder's key mask, and its rotary table.
+package final class ForwardPass {
+    /// The position of the first token.
+    package let start: Int
+    package let cache: KVCache?
+    package let observer: LinearObserver?
+    package let conversions: ConversionCache?
+    /// Per key, whether it is attended to (encoders); nil attends to every key.
+    package let keyMask: [Bool]?
+    private var rotary: Kernels.RotaryTable?
+
+    package init(
+        start: Int = 0, cache: KVCache? = nil, observer: LinearObserver? = nil, conversions: ConversionCache? = nil,
+        keyMask: [Bool]? = nil
+    ) {
+        self.start = start
+        self.cache = cache
+        self.observer = observer
+        self.conversions = conversions
+        self.keyMask = keyMask
+    }
+
+    /// The rotary table of this pass's positions: computed by the first layer, shared by the rest.
+    func rotaryTable(rows: Int, headDim: Int, theta: Double) -> Kernels.RotaryTable {
+        if let rotary, rotary.rows == rows { return rotary }
+        let table = Kernels.RotaryTable(start: start, rows: rows, headDim: headDim, theta: theta)
+        rotary = table
+        return table
+    }
+}
+
 /// A model that can be run block by block: embed, each transformer block, then the head.
 /// The calibrated compressors run exactly this, one block in memory at a time.
 package protocol BlockModel: AnyObject {
     var config: ModelConfig { get }
     var weights: WeightStore { get }
     var names: LayerNames { get }
-    /// The hidden states of `tokens` at positions start ..< start + count.
-    func embed(_ tokens: [Int], start: Int) throws -> Activations
-    /// Runs block `index` on `x` in place; `observer` sees the input of every linear layer.
-    func block(_ index: Int, _ x: inout Activations, start: Int, cache: KVCache?, observer: LinearObserver?) throws
+    /// The hidden states of `tokens` at positions pass.start ..< pass.start + count.
+    func embed(_ tokens: [Int], pass: ForwardPass) throws -> Activations
+    /// Runs block `index` on `x` in place; `pass.observer` sees the input of every linear layer.
+    func block(_ index: Int, _ x: inout Activations, pass: ForwardPass) throws
 }
 
 extension BlockModel {
-    /// Applies the linear layer `canonical` (weight and optional bias), showing its input to `observer`.
-    func applyLinear(
-        _ canonical: String, _ x: Activations, out: Int, observer: LinearObserver?,
-        layout: Kernels.WeightLayout = .outIn
-    ) throws -> Activations {
-        observer?(canonical, x)
-        let module = names.module(canonical)
-        return Kernels.linear(
-            x, weight: try weights.floats(module + ".weight"), bias: try weights.optionalFloats(module + ".bias"),
-            outFeatures: out, layout: layout)
+    /// Applies the linear layer `canonical` (weight and optional bias) in its weight's form,
+    /// showing its input to the pass's observer.
+    func linear(_ canonical: String, _ x: Activations, pass: ForwardPass) throws -> Activations {
+        let entry = names.required(canonical)
+        pass.observer?(canonical, x)
+        return try WeightProduct.linear(
+            x, try weights.weight(entry.weight), bias: entry.hasBias ? try weights.floats(entry.bias) : nil,
+            key: weights.key(entry.weight), conversions: pass.conversions)
     }
 
     /// Applies the LayerNorm `canonical` (weight and bias).
-    func applyLayerNorm(_ canonical: String, _ x: Activations) throws -> Activations {
-        let module = names.module(canonical)
-        return Kernels.layerNorm(
-            x, weight: try weights.floats(module + ".weight"), bias: try weights.floats(module + ".bias"),
-            eps: Float(config.normEps))
+    func layerNorm(_ canonical: String, _ x: Activations) throws -> Activations {
+        let entry = names.required(canonical)
+        return Kernels.layerNorm(x, weight: try weights.floats(entry.weight), bias: try weights.floats(entry.bias), eps: Float(config.normEps))
     }
 
     /// Applies the RMSNorm `canonical`.
-    func applyRMSNorm(_ canonical: String, _ x: Activations) throws -> Activations {
-        Kernels.rmsNorm(x, weight: try weights.floats(names.module(canonical) + ".weight"), eps: Float(config.normEps))
+    func rmsNorm(_ canonical: String, _ x: Activations) throws -> Activations {
+        Kernels.rmsNorm(x, weight: try weights.floats(names.required(canonical).weight), eps: Float(config.normEps))
     }
 
-    /// The output projection: lm_head when the checkpoint has one, else the tied embedding.
-    func projectToVocabulary(_ x: Activations) throws -> Activations {
-        let head = weights.contains("lm_head.weight") ? "lm_head.weight" : names.module("embed") + ".weight"
-        return Kernels.linear(x, weight: try weights.floats(head), bias: nil, outFeatures: config.vocabSize)
+    /// Rows `ids` of the embedding table `canonical`.
+    func lookup(_ canonical: String, _ ids: [Int], pass: ForwardPass) throws -> Activations {
+        let name = names.required(canonical).weight
+        return try WeightProduct.gatherRows(try weights.weight(name), ids: ids, key: weights.key(name), conversions: pass.conversions)
+    }
+
+    /// Scaled dot-product attention of the new rows `q` against `k` and `v`, continuing the
+    /// pass's KV cache (at layer `layer`) when it has one.
+    func attention(
+        _ q: Activations, _ k: Activations, _ v: Activations, layer: Int, heads: Int, kvHeads: Int, causal: Bool,
+        pass: ForwardPass
+    ) -> Activations {
+        let headDim = config.headDim
+        guard let cache = pass.cache else {
+            return k.data.withUnsafeBufferPointer { kp in
+                v.data.withUnsafeBufferPointer { vp in
+                    Kernels.attention(
+                        q: q, k: kp.baseAddress!, v: vp.baseAddress!, keys: k.rows, heads: heads, kvHeads: kvHeads,
+                        headDim: headDim, causal: causal, keyMask: pass.keyMask)
+                }
+            }
+        }
+        cache.append(layer: layer, k: k, v: v)
+        return cache.keys[layer].withUnsafeBufferPointer { kp in
+            cache.values[layer].withUnsafeBufferPointer { vp in
+                Kernels.attention(
+                    q: q, k: kp.baseAddress!, v: vp.baseAddress!, keys: pass.start + q.rows, heads: heads, kvHeads: kvHeads,
+                    headDim: headDim, causal: causal, keyMask: pass.keyMask)
+            }
+        }
     }
 }
 
 /// A causal language model: hidden states to next-token logits.
 package protocol CausalLanguageModel: BlockModel {
-    /// Logits [rows, vocab] of the final hidden states.
-    func logits(_ x: Activations) throws -> Activations
+    /// The final normalisation of the hidden states, before the vocabulary projection.
+    func finalNorm(_ x: Activations) throws -> Activations
 }
 
 extension CausalLanguageModel {
+    /// Logits [rows, vocab] of the final hidden states.
+    package func logits(_ x: Activations, conversions: ConversionCache? = nil) throws -> Activations {
+        let normed = try finalNorm(x)
+        let head = try headWeight()
+        return try WeightProduct.linear(normed, head.weight, bias: nil, key: head.key, conversions: conversions)
+    }
+
+    private func headWeight() throws -> (weight: Weight, key: ConversionCache.Key) {
+        guard let name = names.headWeight else { throw EngineError("the model has no vocabulary projection") }
+        return (try weights.weight(name), weights.key(name))
+    }
+
+    /// −log softmax(logits[r])[targets[r]] for every row whose target is not negative (0 for the
+    /// others), in double precision. The vocabulary goes by tiles with a running log-sum-exp,
+    /// so the logits (100 MB for 512 rows of a 49k vocabulary) are never held whole.
+    package func negativeLogLikelihoods(_ x: Activations, targets: [Int], conversions: ConversionCache? = nil) throws -> [Double] {
+        precondition(targets.count == x.rows, "one target per row")
+        let normed = try finalNorm(x)
+        let head = try headWeight()
+        let rows = x.rows
+        let width = normed.cols
+        var maxima = [Float](repeating: -.infinity, count: rows)
+        var sums = [Double](repeating: 0, count: rows)
+        var targetLogits = [Float](repeating: 0, count: rows)
+        guard rows > 0 else { return [] }
+        let vocabularyTile = max(64, WeightProduct.tileElements / rows)
+        var scratch = [Float](repeating: 0, count: rows * min(vocabularyTile, head.weight.outFeatures))
+        try normed.data.withUnsafeBufferPointer { a in
+            try scratch.withUnsafeMutableBufferPointer { logits in
+                try WeightProduct.forEachRowTile(head.weight, key: head.key, conversions: conversions, maxRows: vocabularyTile) { range, tile in
+                    let n = range.count
+                    GEMM.sgemm(
+                        transA: false, transB: true, m: rows, n: n, k: width, alpha: 1, a: a.baseAddress!, lda: width,
+                        b: tile, ldb: width, beta: 0, c: logits.baseAddress!, ldc: n)
+                    for r in 0 ..< rows where targets[r] >= 0 {
+                        let row = logits.baseAddress! + r * n
+                        let tileMax = FastMath.maximum(row, count: n)
+                        let tileSum = FastMath.sumExpShifted(row, count: n, shift: tileMax)
+                        if tileMax > maxima[r] {
+                            sums[r] = sums[r] * Foundation.exp(Double(maxima[r]) - Double(tileMax)) + tileSum
+                            maxima[r] = tileMax
+                        } else {
+                            sums[r] += tileSum * Foundation.exp(Double(tileMax) - Double(maxima[r]))
+                        }
+                        if range.contains(targets[r]) { targetLogits[r] = row[targets[r] - range.lowerBound] }
+                    }
+                }
+            }
+        }
+        return (0 ..< rows).map { r in
+            targets[r] < 0 ? 0 : Foundation.log(sums[r]) + Double(maxima[r]) - Double(targetLogits[r])
+        }
+    }
+
     /// Logits for `tokens`, continuing the cached past when a cache is given. `isCancelled` is
     /// checked between layers (Ctrl-C in the REPL).
     package func forward(
-        _ tokens: [Int], cache: KVCache? = nil, observer: LinearObserver? = nil, isCancelled: () -> Bool = { false }
+        _ tokens: [Int], cache: KVCache? = nil, observer: LinearObserver? = nil, conversions: ConversionCache? = nil,
+        isCancelled: () -> Bool = { false }
     ) throws -> Activations {
         let start = cache?.length ?? 0
         if let cache, start + tokens.count > cache.capacity {
             throw EngineError("the KV cache holds \(cache.capacity) tokens; \(start + tokens.count) were asked for")
         }
-        var x = try embed(tokens, start: start)
+        let pass = ForwardPass(start: start, cache: cache, observer: observer, conversions: conversions)
+        var x = try embed(tokens, pass: pass)
         for index in 0 ..< config.numHiddenLayers {
             if isCancelled() { throw EngineError.cancelled }
-            try block(index, &x, start: start, cache: cache, observer: observer)
+            try block(index, &x, pass: pass)
         }
-        return try logits(x)
+        return try logits(x, conversions: conversions)
     }
 
     /// A KV cache for this model.
@@ -111,15 +225,18 @@ func checkTokens(_ tokens: [Int], vocab: Int, start: Int, maxPositions: Int?) th
     }
 }
 
-/// Gathers embedding rows for token ids.
-func gatherRows(_ table: [Float], width: Int, ids: [Int]) -> Activations {
-    var x = Activations(rows: ids.count, cols: width)
-    table.withUnsafeBufferPointer { t in
-        x.data.withUnsafeMutableBufferPointer { out in
-            for (r, id) in ids.enumerated() {
-                for c in 0 ..< width { out[r * width + c] = t[id * width + c] }
-            }
+/// Builds the model object for a checkpoint's architecture.
+package enum ModelLoader {
+    /// The model of `checkpoint`, computing with its weights as stored; throws when the
+    /// configuration and the tensors do not fit each other.
+    package static func model(for checkpoint: Checkpoint) throws -> BlockModel {
+        guard let config = checkpoint.config else {
+            throw EngineError(path: checkpoint.path, "has no configuration: cannot tell its architecture")
         }
+        let definition = config.architecture.definition
+        let names = try LayerNames(
+            config: config, table: definition.modules(config), tensors: checkpoint.tensors, path: checkpoint.path)
+        let weights = WeightStore(checkpoint: checkpoint, layouts: names.layouts)
+        return try definition.model(config: config, weights: weights, names: names)
     }
-    return x
 }

@@ -1,11 +1,14 @@
 /// Canonical layer names, the same across architectures (`layer.3.attn.q`, `layer.3.mlp.down`,
-/// `embed`, `head`), and the table that maps them to each architecture's module names.
-/// A canonical name names a module; its tensors are the module name plus `.weight`/`.bias`.
+/// `embed`, `head`), each with its checkpoint module and its kind. A canonical name names a
+/// module; its tensors are the module name plus `.weight` and `.bias`.
 package struct LayerNames: Sendable {
-    /// One module: its canonical name and its checkpoint module name.
+    /// One module: its canonical name, its checkpoint module name and its kind.
     package struct Entry: Sendable, Equatable {
         package var canonical: String
         package var module: String
+        package var kind: LayerKind
+        /// Whether the checkpoint has a bias for it.
+        package var hasBias: Bool
         package var weight: String { module + ".weight" }
         package var bias: String { module + ".bias" }
     }
@@ -13,89 +16,104 @@ package struct LayerNames: Sendable {
     /// Every module of the model, in forward order.
     package let entries: [Entry]
     private let byCanonical: [String: Entry]
+    /// The tensor the vocabulary projection multiplies by: the head's own weight, or the token
+    /// embedding's when the checkpoint ties them (nil for an encoder).
+    package let headWeight: String?
 
-    /// The per-layer table of an architecture: canonical suffix → module suffix. `N` in the
-    /// prefix templates below stands for the layer index.
-    static func layerTable(_ architecture: Architecture) -> (prefix: String, modules: [(String, String)]) {
-        switch architecture {
-        case .llama, .mistral, .qwen2:
-            return ("model.layers.N.", [
-                ("attn_norm", "input_layernorm"), ("attn.q", "self_attn.q_proj"), ("attn.k", "self_attn.k_proj"),
-                ("attn.v", "self_attn.v_proj"), ("attn.o", "self_attn.o_proj"), ("mlp_norm", "post_attention_layernorm"),
-                ("mlp.gate", "mlp.gate_proj"), ("mlp.up", "mlp.up_proj"), ("mlp.down", "mlp.down_proj"),
-            ])
-        case .gpt2:
-            return ("h.N.", [
-                ("attn_norm", "ln_1"), ("attn.qkv", "attn.c_attn"), ("attn.o", "attn.c_proj"),
-                ("mlp_norm", "ln_2"), ("mlp.up", "mlp.c_fc"), ("mlp.down", "mlp.c_proj"),
-            ])
-        case .bert:
-            return ("encoder.layer.N.", [
-                ("attn.q", "attention.self.query"), ("attn.k", "attention.self.key"),
-                ("attn.v", "attention.self.value"), ("attn.o", "attention.output.dense"),
-                ("attn_norm", "attention.output.LayerNorm"), ("mlp.up", "intermediate.dense"),
-                ("mlp.down", "output.dense"), ("mlp_norm", "output.LayerNorm"),
-            ])
-        }
-    }
-
-    /// Modules outside the layers: (canonical, module), before and after the layers.
-    static func outerTable(_ architecture: Architecture) -> (before: [(String, String)], after: [(String, String)]) {
-        switch architecture {
-        case .llama, .mistral, .qwen2:
-            return ([("embed", "model.embed_tokens")], [("norm", "model.norm"), ("head", "lm_head")])
-        case .gpt2:
-            return ([("embed", "wte"), ("pos_embed", "wpe")], [("norm", "ln_f"), ("head", "lm_head")])
-        case .bert:
-            return (
-                [("embed", "embeddings.word_embeddings"), ("pos_embed", "embeddings.position_embeddings"),
-                 ("type_embed", "embeddings.token_type_embeddings"), ("embed_norm", "embeddings.LayerNorm")],
-                [("pooler", "pooler.dense")]
-            )
-        }
-    }
-
-    /// The names of a model with this configuration whose checkpoint has these tensor names.
+    /// The names of a model of `config` whose checkpoint holds `tensors`, checked against the
+    /// architecture's table: every tensor the configuration implies must be there with exactly
+    /// the shape it implies, and every tensor there must be one of them (or a known buffer).
     /// A prefix some checkpoints put before every name (`bert.`, `transformer.`) is detected.
-    package init(config: ModelConfig, tensorNames: Set<String>) {
-        let architecture = config.architecture
-        let optionalPrefixes = ["", "bert.", "transformer.", "model."]
-        let probe = Self.outerTable(architecture).before[0].1 + ".weight"
-        let prefix = optionalPrefixes.first { tensorNames.contains($0 + probe) } ?? ""
-        var entries: [Entry] = []
-        let outer = Self.outerTable(architecture)
-        let layers = Self.layerTable(architecture)
-        for (canonical, module) in outer.before { entries.append(Entry(canonical: canonical, module: prefix + module)) }
+    package init(config: ModelConfig, table: ModuleTable, tensors: [StoredTensor], path: String? = nil) throws {
+        var shapes: [String: [Int]] = [:]
+        for tensor in tensors { shapes[tensor.name] = tensor.shape }
+        let probe = (table.before.first?.module ?? "") + ".weight"
+        let prefix = table.optionalPrefixes.first { shapes[$0 + probe] != nil } ?? ""
+        var specs: [(canonical: String, module: String, spec: ModuleSpec)] = []
+        func add(_ spec: ModuleSpec, canonical: String, module: String) {
+            specs.append((canonical, table.unprefixed.contains(module) ? module : prefix + module, spec))
+        }
+        for spec in table.before { add(spec, canonical: spec.canonical, module: spec.module) }
         for index in 0 ..< config.numHiddenLayers {
-            let layerPrefix = layers.prefix.replacingOccurrences(of: "N", with: String(index))
-            for (canonical, module) in layers.modules {
-                entries.append(Entry(canonical: "layer.\(index).\(canonical)", module: prefix + layerPrefix + module))
+            let blockPrefix = table.blockPrefix.replacingOccurrences(of: "N", with: String(index))
+            for spec in table.block { add(spec, canonical: "layer.\(index).\(spec.canonical)", module: blockPrefix + spec.module) }
+        }
+        for spec in table.after { add(spec, canonical: spec.canonical, module: spec.module) }
+
+        var used: Set<String> = []
+        var entries: [Entry] = []
+        func check(_ name: String, _ expected: [ModuleSpec.Dimension]) throws {
+            guard let shape = shapes[name] else {
+                throw EngineError(
+                    path: path, subject: name,
+                    "tensor is missing; a \(config.architecture) model of this configuration (\(Self.describe(expected))) needs it")
             }
+            let sizes = expected.map(\.size)
+            guard shape == sizes else {
+                var disagreeing = zip(shape, expected).filter { $0.0 != $0.1.size }.map { "\($0.1.key) gives \($0.1.size), the tensor has \($0.0)" }
+                if shape.count != sizes.count { disagreeing = ["the tensor has \(shape.count) dimensions, expected \(sizes.count)"] }
+                throw EngineError(
+                    path: path, subject: name,
+                    "has shape \(shape), but the configuration implies \(sizes) (\(Self.describe(expected))): \(disagreeing.joined(separator: "; "))")
+            }
+            used.insert(name)
         }
-        for (canonical, module) in outer.after {
-            // lm_head sits outside the base model's prefix.
-            let full = module == "lm_head" ? module : prefix + module
-            entries.append(Entry(canonical: canonical, module: full))
+        for (canonical, module, spec) in specs {
+            let weight = module + ".weight"
+            if shapes[weight] == nil && spec.isOptional { continue }
+            try check(weight, spec.weightShape)
+            if let bias = spec.biasShape { try check(module + ".bias", bias) }
+            entries.append(Entry(canonical: canonical, module: module, kind: spec.kind, hasBias: spec.biasShape != nil))
         }
-        self.entries = entries.filter { tensorNames.contains($0.weight) || $0.canonical == "head" }
+        let unused = tensors.map(\.name).filter { name in
+            !used.contains(name) && !table.ignoredSuffixes.contains { name.hasSuffix($0) }
+        }
+        if let first = unused.first {
+            let more = unused.count > 1 ? " (and \(unused.count - 1) more)" : ""
+            throw EngineError(
+                path: path, subject: first,
+                "tensor\(more) is not part of a \(config.architecture) model of this configuration (\(config.numHiddenLayers) layers); the configuration does not match the checkpoint")
+        }
+        self.entries = entries
         var map: [String: Entry] = [:]
-        for entry in self.entries { map[entry.canonical] = entry }
+        for entry in entries { map[entry.canonical] = entry }
         byCanonical = map
+        headWeight = map["head"]?.weight ?? (config.architecture.isCausal ? map["embed"]?.weight : nil)
+    }
+
+    /// `num_attention_heads × head_dim = 1152, hidden_size = 576`.
+    static func describe(_ dimensions: [ModuleSpec.Dimension]) -> String {
+        dimensions.map { "\($0.key) = \($0.size)" }.joined(separator: ", ")
     }
 
     /// The entry for a canonical name.
     package func entry(_ canonical: String) -> Entry? { byCanonical[canonical] }
 
-    /// The module of a canonical name; a programmer error when the table lacks it.
-    package func module(_ canonical: String) -> String {
+    /// The entry of a canonical name the architecture's own code uses; a programmer error when
+    /// the table lacks it (the table and the code live in the same file).
+    func required(_ canonical: String) -> Entry {
         guard let entry = byCanonical[canonical] else { preconditionFailure("no module named \(canonical)") }
-        return entry.module
+        return entry
     }
+
+    /// The module of a canonical name.
+    package func module(_ canonical: String) -> String { required(canonical).module }
+
+    /// The entries for which `predicate` holds, in forward order: what `quantize`, `prune` and
+    /// `finetune` select over.
+    package func select(_ predicate: (Entry) -> Bool) -> [Entry] { entries.filter(predicate) }
 
     /// The canonical name of a checkpoint tensor name (`model.layers.3.self_attn.q_proj.weight`
     /// → `layer.3.attn.q`), if it belongs to a known module.
     package func canonical(forTensor name: String) -> String? {
         for entry in entries where name == entry.weight || name == entry.bias { return entry.canonical }
         return nil
+    }
+
+    /// How the tensors of linear layers lie, by tensor name (for the weight store).
+    package var layouts: [String: WeightLayout] {
+        var layouts: [String: WeightLayout] = [:]
+        for entry in entries { if case .linear(let layout) = entry.kind { layouts[entry.weight] = layout } }
+        return layouts
     }
 }

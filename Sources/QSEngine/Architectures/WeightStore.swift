@@ -1,68 +1,82 @@
 import Foundation
 
-/// The weights a model computes with, by checkpoint name. Each starts as its stored tensor and
-/// becomes fp32 the first time a kernel asks for it; compression replaces values by name, and
-/// the replaced set can be saved and put back (snapshots).
+/// The weights a model computes with, by checkpoint name: each is the checkpoint's stored
+/// tensor until compression gives it another form (dense, packed, masked). The changed set
+/// can be saved and put back (snapshots); arrays are copy-on-write, so a snapshot costs
+/// nothing until the weights change again.
 package final class WeightStore: @unchecked Sendable {
     package let checkpoint: Checkpoint
-    /// Whether every converted value is kept. A store that does not keep them holds at most
-    /// `boundedCacheBytes` of the most recently used ones: the reference model of `eval kld`
-    /// computes that way, block by block, so that the original weights never sit in memory as a
-    /// second full fp32 copy while each block's weights are still converted only once.
-    package let keepsConverted: Bool
-    /// The bound on converted values when `keepsConverted` is false (256 MB: one block of a
-    /// model far larger than SmolLM2, or its 113 MB embedding).
-    package static let boundedCacheBytes = 256 << 20
-    private var recentlyUsed: [String] = []
-    private var cachedBytes = 0
-    private var stored: [String: StoredTensor] = [:]
-    private var converted: [String: [Float]] = [:]
-    private var replaced: [String: [Float]] = [:]
+    /// Tensors of at most this many elements (norms, biases, small tables) are converted to
+    /// fp32 once and kept; larger ones are converted by the kernels as they need them.
+    package static let keptVectorElements = 1 << 20
+    private var original: [String: Weight] = [:]
+    private var changed: [String: Versioned] = [:]
+    private var vectors: [String: (version: Int, values: [Float])] = [:]
+    private var lastVersion = 0
     private let lock = NSLock()
 
-    /// The replaced tensors at one moment; arrays are copy-on-write, so a snapshot costs
-    /// nothing until the weights change again.
-    package struct Snapshot: Sendable {
-        fileprivate var replaced: [String: [Float]]
-        /// Names of the tensors that differ from the checkpoint.
-        package var changedTensors: [String] { replaced.keys.sorted() }
+    /// A weight at the version it was given (0: as loaded).
+    fileprivate struct Versioned: Sendable {
+        var weight: Weight
+        var version: Int
     }
 
-    package init(checkpoint: Checkpoint, keepsConverted: Bool = true) {
+    /// The changed weights at one moment.
+    package struct Snapshot: Sendable {
+        fileprivate var changed: [String: Versioned]
+        /// Names of the tensors that differ from the checkpoint.
+        package var changedTensors: [String] { changed.keys.sorted() }
+    }
+
+    /// The checkpoint's tensors as stored; `layouts` names the linear weights whose tensors hold
+    /// the matrix in×out (GPT-2's Conv1D).
+    package init(checkpoint: Checkpoint, layouts: [String: WeightLayout] = [:]) {
         self.checkpoint = checkpoint
-        self.keepsConverted = keepsConverted
-        for tensor in checkpoint.tensors { stored[tensor.name] = tensor }
+        for tensor in checkpoint.tensors {
+            original[tensor.name] = Weight(stored: tensor, layout: layouts[tensor.name] ?? .outIn)
+        }
     }
 
     /// Whether the checkpoint has a tensor of this name.
-    package func contains(_ name: String) -> Bool { stored[name] != nil }
+    package func contains(_ name: String) -> Bool { original[name] != nil }
 
     /// The stored tensor of this name.
-    package func storedTensor(_ name: String) -> StoredTensor? { stored[name] }
+    package func storedTensor(_ name: String) -> StoredTensor? {
+        guard case .stored(let tensor)? = original[name]?.form else { return nil }
+        return tensor
+    }
 
-    /// The values of a tensor as fp32: replaced values if any, else converted on first use.
-    package func floats(_ name: String) throws -> [Float] {
-        lock.lock()
-        if let values = replaced[name] ?? converted[name] {
-            if !keepsConverted, let index = recentlyUsed.firstIndex(of: name) {
-                recentlyUsed.append(recentlyUsed.remove(at: index))
-            }
-            lock.unlock()
-            return values
-        }
-        lock.unlock()
-        guard let tensor = stored[name] else { throw missing(name) }
-        let values = try Dequantize.floats(tensor)
+    /// The weight of this name in its current form.
+    package func weight(_ name: String) throws -> Weight {
         lock.lock()
         defer { lock.unlock() }
-        converted[name] = values
-        if !keepsConverted {
-            recentlyUsed.append(name)
-            cachedBytes += values.count * 4
-            while cachedBytes > Self.boundedCacheBytes, recentlyUsed.count > 1 {
-                let oldest = recentlyUsed.removeFirst()
-                cachedBytes -= (converted.removeValue(forKey: oldest)?.count ?? 0) * 4
-            }
+        if let current = changed[name] { return current.weight }
+        guard let weight = original[name] else { throw missing(name) }
+        return weight
+    }
+
+    /// The key that names the weight's current form in a conversion cache.
+    package func key(_ name: String) -> ConversionCache.Key {
+        lock.lock()
+        defer { lock.unlock() }
+        return ConversionCache.Key(name: name, version: changed[name]?.version ?? 0)
+    }
+
+    /// The values of a tensor as fp32 in its current form; small tensors are converted once.
+    package func floats(_ name: String) throws -> [Float] {
+        let key = key(name)
+        lock.lock()
+        if let kept = vectors[name], kept.version == key.version {
+            lock.unlock()
+            return kept.values
+        }
+        lock.unlock()
+        let weight = try weight(name)
+        let values = try weight.floats()
+        if values.count <= Self.keptVectorElements {
+            lock.lock()
+            vectors[name] = (key.version, values)
+            lock.unlock()
         }
         return values
     }
@@ -72,49 +86,64 @@ package final class WeightStore: @unchecked Sendable {
         contains(name) ? try floats(name) : nil
     }
 
-    /// Replaces a tensor's values (same element count).
-    package func replace(_ name: String, with values: [Float]) throws {
-        guard let tensor = stored[name] else { throw missing(name) }
-        guard values.count == tensor.count else {
-            throw EngineError(subject: name, "has \(tensor.count) elements; \(values.count) were given")
+    /// Gives a tensor a new form (of the same shape).
+    package func set(_ name: String, _ weight: Weight) throws {
+        guard let stored = original[name] else { throw missing(name) }
+        guard weight.shape == stored.shape else {
+            throw EngineError(subject: name, "has shape \(stored.shape); a weight of shape \(weight.shape) was given")
         }
         lock.lock()
-        replaced[name] = values
-        if let dropped = converted.removeValue(forKey: name), !keepsConverted {
-            recentlyUsed.removeAll { $0 == name }
-            cachedBytes -= dropped.count * 4
-        }
+        lastVersion += 1
+        changed[name] = Versioned(weight: weight, version: lastVersion)
+        vectors[name] = nil
         lock.unlock()
     }
 
-    /// The current replacements.
+    /// Replaces a tensor's values with fp32 values (same element count, same layout).
+    package func replace(_ name: String, with values: [Float]) throws {
+        guard let stored = original[name] else { throw missing(name) }
+        guard values.count == stored.count else {
+            throw EngineError(subject: name, "has \(stored.count) elements; \(values.count) were given")
+        }
+        try set(name, Weight(dense: values, shape: stored.shape, layout: stored.layout))
+    }
+
+    /// The current changes.
     package func snapshot() -> Snapshot {
         lock.lock()
         defer { lock.unlock() }
-        return Snapshot(replaced: replaced)
+        return Snapshot(changed: changed)
     }
 
-    /// Puts back the replacements of a snapshot.
+    /// Puts back the changes of a snapshot.
     package func restore(_ snapshot: Snapshot) {
         lock.lock()
-        replaced = snapshot.replaced
+        changed = snapshot.changed
         lock.unlock()
     }
 
-    /// Drops every replacement: the weights are as loaded again.
+    /// Drops every change: the weights are as loaded again.
     package func reset() {
         lock.lock()
-        replaced.removeAll()
+        changed.removeAll()
         lock.unlock()
     }
 
-    /// Frees converted (not replaced) values; they are converted again when next needed.
-    package func dropConverted() {
+    /// Whether any weight differs from the checkpoint.
+    package var isModified: Bool {
         lock.lock()
-        converted.removeAll()
-        recentlyUsed.removeAll()
-        cachedBytes = 0
-        lock.unlock()
+        defer { lock.unlock() }
+        return !changed.isEmpty
+    }
+
+    /// Names of the tensors that differ from the checkpoint, sorted.
+    package var changedTensors: [String] { snapshot().changedTensors }
+
+    /// Bytes of every weight in its current form.
+    package var heldBytes: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return original.reduce(0) { $0 + (changed[$1.key]?.weight ?? $1.value).byteCount }
     }
 
     private func missing(_ name: String) -> EngineError {

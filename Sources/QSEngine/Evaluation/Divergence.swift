@@ -21,9 +21,9 @@ package struct DivergenceResult: Sendable {
 
 /// KL divergence of a model against a reference model.
 package enum Divergence {
-    /// Runs both models over the windows of `tokens` and compares their distributions. The
-    /// reference runs block by block over all windows first (its weights are converted once
-    /// per block, never held whole), then each window's logits are compared.
+    /// Runs both models over the windows of `tokens` and compares their distributions. Both run
+    /// block by block over each group of windows (their weights converted once per block, never
+    /// held whole), then each window's scored rows are compared.
     package static func evaluate(
         model: CausalLanguageModel, reference: CausalLanguageModel, tokens: [Int],
         measuredWith protocolInfo: PerplexityProtocol, progress: ((Int, Int) -> Void)? = nil,
@@ -36,27 +36,33 @@ package enum Divergence {
         var agree = 0
         var nll = 0.0
         var baseNLL = 0.0
-        var processed = 0
         let windows = Array(EvaluationWindows(tokens: tokens.count, context: protocolInfo.context, stride: protocolInfo.stride))
         let totalWork = windows.reduce(0) { $0 + $1.range.count }
         let inputs = windows.map { Array(tokens[$0.range]) }
-        try BlockRunner(model: reference).forEachGroup(inputs, isCancelled: isCancelled) { first, referenceHidden in
-            for (offset, hidden) in referenceHidden.enumerated() {
+        let referenceRunner = BlockRunner(model: reference)
+        let modelRunner = BlockRunner(model: model)
+        try referenceRunner.forEachGroup(
+            inputs, progress: { progress?(Int($0 * Double(totalWork)), totalWork) }, isCancelled: isCancelled
+        ) { first, referenceHidden in
+            let hidden = try modelRunner.runAll(Array(inputs[first ..< first + referenceHidden.count]), isCancelled: isCancelled)
+            for offset in referenceHidden.indices {
                 let window = windows[first + offset]
                 if isCancelled() { throw EngineError.cancelled }
-                let base = try reference.logits(hidden)
-                let current = try model.forward(inputs[first + offset], isCancelled: isCancelled)
-                for position in window.scored {
-                    let row = position - 1 - window.range.lowerBound
-                    let compared = compare(base: base, current: current, row: row, target: tokens[position])
+                let (baseRows, targets) = Perplexity.scoredRows(window, of: referenceHidden[offset], tokens: tokens)
+                let (rows, _) = Perplexity.scoredRows(window, of: hidden[offset], tokens: tokens)
+                let base = try reference.logits(baseRows, conversions: referenceRunner.conversions)
+                let current = try model.logits(rows, conversions: modelRunner.conversions)
+                for (row, target) in targets.enumerated() {
+                    let compared = compare(base: base, current: current, row: row, target: target)
                     divergences.append(compared.kld)
                     if compared.sameTop1 { agree += 1 }
                     nll += compared.nll
                     baseNLL += compared.baseNLL
                 }
-                processed += window.range.count
-                progress?(processed, totalWork)
             }
+        }
+        guard !divergences.isEmpty else {
+            throw EngineError(subject: protocolInfo.text, "no token was scored (ctx \(protocolInfo.context), \(tokens.count) tokens): a KL divergence needs at least one")
         }
         let count = Double(divergences.count)
         let sorted = divergences.sorted()

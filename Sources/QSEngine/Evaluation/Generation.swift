@@ -45,10 +45,12 @@ package struct GenerationResult: Sendable {
 /// at a time.
 package enum Generator {
     /// Generates up to `maxTokens` tokens after `prompt`, calling `onToken` with each as it comes;
-    /// stops early at `stopTokens` or when `isCancelled` says so.
+    /// stops early at `stopTokens` or when `isCancelled` says so. Weights not held as fp32 are
+    /// converted once into `conversions` and reused by every token (until the packed kernels).
     package static func generate(
         model: CausalLanguageModel, prompt: [Int], maxTokens: Int, sampling: SamplingOptions = SamplingOptions(),
-        stopTokens: Set<Int> = [], onToken: (Int) -> Void = { _ in }, isCancelled: () -> Bool = { false }
+        stopTokens: Set<Int> = [], conversions: ConversionCache = .unbounded(), onToken: (Int) -> Void = { _ in },
+        isCancelled: () -> Bool = { false }
     ) throws -> GenerationResult {
         guard !prompt.isEmpty else { throw EngineError("the prompt is empty: generation needs at least one token") }
         let capacity = prompt.count + maxTokens
@@ -59,7 +61,7 @@ package enum Generator {
         let cache = model.makeCache(capacity: capacity)
         var random = SeededGenerator(seed: sampling.seed)
         let start = Date()
-        var logits = try model.forward(prompt, cache: cache, isCancelled: isCancelled)
+        var logits = try model.forward(prompt, cache: cache, conversions: conversions, isCancelled: isCancelled)
         let prefill = Date().timeIntervalSince(start)
         var generated: [Int] = []
         let decodeStart = Date()
@@ -68,7 +70,7 @@ package enum Generator {
             generated.append(next)
             onToken(next)
             if stopTokens.contains(next) || generated.count == maxTokens { break }
-            logits = try model.forward([next], cache: cache)
+            logits = try model.forward([next], cache: cache, conversions: conversions)
         }
         return GenerationResult(
             tokens: generated, promptTokens: prompt.count, prefillSeconds: prefill,

@@ -76,12 +76,13 @@ package struct EvaluationWindows: Sequence {
 
 /// Perplexity of a causal language model over token ids.
 package enum Perplexity {
-    /// Runs every window through `model` and scores it. `progress` gets (tokens done, total);
-    /// `isCancelled` is checked between windows. `blockwise` runs all windows through one
-    /// block before the next (for a reference model whose weights are converted per use).
+    /// Runs every window through `model` and scores it. Windows go through the model block by
+    /// block in groups (each block's weights converted once per group), and each window's
+    /// scored rows through the vocabulary a tile at a time. `progress` gets (tokens done,
+    /// total); `isCancelled` is checked between blocks. Throws when no token is scored.
     package static func evaluate(
         model: CausalLanguageModel, tokens: [Int], measuredWith protocolInfo: PerplexityProtocol,
-        blockwise: Bool = false, progress: ((Int, Int) -> Void)? = nil, isCancelled: () -> Bool = { false }
+        progress: ((Int, Int) -> Void)? = nil, isCancelled: () -> Bool = { false }
     ) throws -> PerplexityResult {
         guard tokens.count >= 2 else {
             throw EngineError(subject: protocolInfo.text, "has \(tokens.count) token(s); perplexity needs at least 2")
@@ -89,37 +90,39 @@ package enum Perplexity {
         let started = Date()
         var totalNLL = 0.0
         var scored = 0
-        var processed = 0
         let windows = Array(EvaluationWindows(tokens: tokens.count, context: protocolInfo.context, stride: protocolInfo.stride))
         let totalWork = windows.reduce(0) { $0 + $1.range.count }
-        func score(_ window: EvaluationWindows.Window, _ logits: Activations) {
-            for position in window.scored {
-                let row = position - 1 - window.range.lowerBound
-                totalNLL += negativeLogLikelihood(logits, row: row, target: tokens[position])
-                scored += 1
-            }
-            processed += window.range.count
-            progress?(processed, totalWork)
-        }
         let inputs = windows.map { Array(tokens[$0.range]) }
-        if blockwise {
-            try BlockRunner(model: model).forEachGroup(inputs, isCancelled: isCancelled) { first, hidden in
-                for (offset, states) in hidden.enumerated() {
-                    if isCancelled() { throw EngineError.cancelled }
-                    score(windows[first + offset], try model.logits(states))
-                }
-            }
-        } else {
-            for (window, input) in zip(windows, inputs) {
+        let runner = BlockRunner(model: model)
+        try runner.forEachGroup(
+            inputs, progress: { progress?(Int($0 * Double(totalWork)), totalWork) }, isCancelled: isCancelled
+        ) { first, hidden in
+            for (offset, states) in hidden.enumerated() {
                 if isCancelled() { throw EngineError.cancelled }
-                score(window, try model.forward(input, isCancelled: isCancelled))
+                let window = windows[first + offset]
+                let (rows, targets) = scoredRows(window, of: states, tokens: tokens)
+                let nll = try model.negativeLogLikelihoods(rows, targets: targets, conversions: runner.conversions)
+                totalNLL += nll.reduce(0, +)
+                scored += nll.count
             }
         }
-        let mean = totalNLL / Double(max(scored, 1))
+        guard scored > 0 else {
+            throw EngineError(subject: protocolInfo.text, "no token was scored (ctx \(protocolInfo.context), \(tokens.count) tokens): a perplexity needs at least one")
+        }
+        let mean = totalNLL / Double(scored)
         let seconds = Date().timeIntervalSince(started)
         return PerplexityResult(
             measuredWith: protocolInfo, perplexity: Foundation.exp(mean), meanNLL: mean, scored: scored,
-            tokensPerSecond: seconds > 0 ? Double(processed) / seconds : 0)
+            tokensPerSecond: seconds > 0 ? Double(totalWork) / seconds : 0)
+    }
+
+    /// The hidden states of the rows of `window` whose next token is scored, and those tokens.
+    static func scoredRows(_ window: EvaluationWindows.Window, of states: Activations, tokens: [Int]) -> (Activations, [Int]) {
+        let first = window.scored.lowerBound - 1 - window.range.lowerBound
+        let count = window.scored.count
+        let rows = Activations(
+            rows: count, cols: states.cols, data: Array(states.data[first * states.cols ..< (first + count) * states.cols]))
+        return (rows, Array(tokens[window.scored]))
     }
 
     /// -log softmax(logits[row])[target], computed in double precision.

@@ -16,11 +16,7 @@ extension ModelConfig {
         guard let members = json.members else { throw EngineError(path: path, "config is \(json.typeName), expected a JSON object") }
         var reader = ConfigReader(path: path, members: members)
         let architecture = try reader.architecture()
-        switch architecture {
-        case .llama, .mistral, .qwen2: self = try reader.llamaFamily(architecture)
-        case .gpt2: self = try reader.gpt2()
-        case .bert: self = try reader.bert()
-        }
+        self = try architecture.definition.configuration(&reader, architecture)
         if let eos = try reader.tokenIds("eos_token_id") {
             eosTokenId = eos.first
             extraEosTokenIds = Array(eos.dropFirst())
@@ -48,7 +44,7 @@ extension ModelConfig {
     package func configJSON() -> Data {
         var keys = extraConfigKeys
         keys["model_type"] = .string(architecture.rawValue)
-        if keys["architectures"] == nil { keys["architectures"] = .array([.string(architecture.defaultClassName)]) }
+        if keys["architectures"] == nil { keys["architectures"] = .array([.string(architecture.definition.className(architecture))]) }
         keys["vocab_size"] = .integer(vocabSize)
         keys["torch_dtype"] = .string(torchDType ?? "float32")
         keys["tie_word_embeddings"] = .bool(tieWordEmbeddings)
@@ -58,70 +54,9 @@ extension ModelConfig {
         } else {
             keys["eos_token_id"] = .array(([eosTokenId ?? 0] + extraEosTokenIds).map { .integer($0) })
         }
-        switch architecture {
-        case .llama, .mistral, .qwen2:
-            keys["hidden_size"] = .integer(hiddenSize)
-            keys["intermediate_size"] = .integer(intermediateSize)
-            keys["num_hidden_layers"] = .integer(numHiddenLayers)
-            keys["num_attention_heads"] = .integer(numAttentionHeads)
-            keys["num_key_value_heads"] = .integer(numKeyValueHeads)
-            keys["head_dim"] = .integer(headDim)
-            keys["max_position_embeddings"] = .integer(maxPositionEmbeddings)
-            keys["rms_norm_eps"] = .number(normEps)
-            keys["rope_theta"] = .number(ropeTheta)
-            keys["rope_parameters"] = .object([
-                StrictJSON.Member("rope_theta", .number(ropeTheta)), StrictJSON.Member("rope_type", .string("default")),
-            ])
-            keys["hidden_act"] = .string(hiddenAct)
-            if architecture == .llama { keys["attention_bias"] = .bool(attentionBias) }
-        case .gpt2:
-            keys["n_embd"] = .integer(hiddenSize)
-            keys["n_inner"] = .integer(intermediateSize)
-            keys["n_layer"] = .integer(numHiddenLayers)
-            keys["n_head"] = .integer(numAttentionHeads)
-            keys["n_positions"] = .integer(maxPositionEmbeddings)
-            keys["layer_norm_epsilon"] = .number(normEps)
-            keys["activation_function"] = .string(hiddenAct)
-        case .bert:
-            keys["hidden_size"] = .integer(hiddenSize)
-            keys["intermediate_size"] = .integer(intermediateSize)
-            keys["num_hidden_layers"] = .integer(numHiddenLayers)
-            keys["num_attention_heads"] = .integer(numAttentionHeads)
-            keys["max_position_embeddings"] = .integer(maxPositionEmbeddings)
-            keys["layer_norm_eps"] = .number(normEps)
-            keys["type_vocab_size"] = .integer(typeVocabSize)
-            keys["hidden_act"] = .string(hiddenAct)
-        }
+        keys.merge(architecture.definition.configKeys(self)) { _, own in own }
         let sorted = keys.sorted { $0.key < $1.key }.map { StrictJSON.Member($0.key, $0.value.sortingKeys()) }
         return Data((StrictJSON.object(sorted).serialized(indent: 2) + "\n").utf8)
-    }
-}
-
-extension Architecture {
-    /// The transformers class written to `architectures` when the source config named none.
-    package var defaultClassName: String {
-        switch self {
-        case .llama: "LlamaForCausalLM"
-        case .mistral: "MistralForCausalLM"
-        case .qwen2: "Qwen2ForCausalLM"
-        case .gpt2: "GPT2LMHeadModel"
-        case .bert: "BertModel"
-        }
-    }
-
-    /// The architecture of a transformers class name such as `Qwen2ForCausalLM` or `BertModel`.
-    init?(className: String) {
-        let prefixes: [(String, Architecture)] = [
-            ("Llama", .llama), ("Mistral", .mistral), ("Qwen2", .qwen2), ("GPT2", .gpt2), ("Bert", .bert),
-        ]
-        for (prefix, architecture) in prefixes where className.hasPrefix(prefix) {
-            let rest = className.dropFirst(prefix.count)
-            if rest == "Model" || rest == "LMHeadModel" || rest.hasPrefix("For") {
-                self = architecture
-                return
-            }
-        }
-        return nil
     }
 }
 
@@ -138,7 +73,7 @@ extension StrictJSON {
 
 /// Typed access to config.json keys that records which keys were read, so that the rest
 /// can be kept; every error names the file and the key.
-private struct ConfigReader {
+package struct ConfigReader {
     let path: String
     let values: [String: StrictJSON]
     var used: Set<String> = []
@@ -236,7 +171,7 @@ private struct ConfigReader {
         guard let classes = values["architectures"], case .array(let names) = classes, case .string(let first)? = names.first else {
             throw failure("model_type", "is missing, and there is no 'architectures' list to tell the architecture; qs supports \(supported)")
         }
-        guard let architecture = Architecture(className: first) else {
+        guard let architecture = ArchitectureRegistry.architecture(className: first) else {
             throw failure("architectures", "unsupported architecture '\(first)'; qs supports \(supported)")
         }
         return architecture
@@ -255,105 +190,11 @@ private struct ConfigReader {
         }
     }
 
-    mutating func llamaFamily(_ architecture: Architecture) throws -> ModelConfig {
-        let hiddenSize = try size("hidden_size", for: architecture)
-        let heads = try size("num_attention_heads", for: architecture)
-        let kvHeads = try size("num_key_value_heads", default: heads)
-        guard heads % kvHeads == 0 else {
-            throw failure("num_key_value_heads", "is \(kvHeads), which does not divide num_attention_heads (\(heads))")
-        }
-        let headDim = try int("head_dim")
-        if let headDim, headDim <= 0 { throw failure("head_dim", "is \(headDim), expected a positive integer") }
-        if headDim == nil, hiddenSize % heads != 0 {
-            throw failure("num_attention_heads", "is \(heads), which does not divide hidden_size (\(hiddenSize)) and head_dim is not given")
-        }
-        let ropeParameters = value("rope_parameters")
-        try checkRopeType(ropeParameters, key: "rope_parameters")
-        try checkRopeType(value("rope_scaling"), key: "rope_scaling")
-        var ropeTheta = try double("rope_theta")
-        if ropeTheta == nil, let ropeParameters, let theta = ropeParameters["rope_theta"] {
-            switch theta {
-            case .integer(let number): ropeTheta = Double(number)
-            case .number(let number): ropeTheta = number
-            default: throw failure("rope_parameters", "rope_theta is \(theta.typeName), expected a number")
-            }
-        }
-        if let theta = ropeTheta, !(theta > 0 && theta.isFinite) { throw failure("rope_theta", "is \(theta), expected a positive number") }
-        let defaultPositions = switch architecture {
-        case .mistral: 4096 * 32
-        case .qwen2: 32768
-        default: 2048
-        }
-        return ModelConfig(
-            architecture: architecture,
-            vocabSize: try size("vocab_size", for: architecture),
-            hiddenSize: hiddenSize,
-            intermediateSize: try size("intermediate_size", for: architecture),
-            numHiddenLayers: try size("num_hidden_layers", for: architecture),
-            numAttentionHeads: heads,
-            numKeyValueHeads: kvHeads,
-            headDim: headDim,
-            maxPositionEmbeddings: try size("max_position_embeddings", default: defaultPositions),
-            normEps: try positive("rms_norm_eps", default: 1e-6),
-            ropeTheta: ropeTheta ?? 10000,
-            tieWordEmbeddings: try bool("tie_word_embeddings") ?? false,
-            attentionBias: architecture == .qwen2 ? true : (try bool("attention_bias") ?? false),
-            hiddenAct: try string("hidden_act") ?? "silu"
-        )
-    }
-
     /// The first of `keys` that is present (gpt2 configs may also use the generic names);
     /// all of them count as read.
     mutating func firstPresent(_ keys: String...) -> String {
         used.formUnion(keys)
         for key in keys where values[key] != nil && values[key] != .null { return key }
         return keys[0]
-    }
-
-    mutating func gpt2() throws -> ModelConfig {
-        let hiddenKey = firstPresent("n_embd", "hidden_size")
-        let layersKey = firstPresent("n_layer", "num_hidden_layers")
-        let headsKey = firstPresent("n_head", "num_attention_heads")
-        let positionsKey = firstPresent("n_positions", "max_position_embeddings")
-        let hiddenSize = try size(hiddenKey, for: .gpt2)
-        let heads = try size(headsKey, for: .gpt2)
-        guard hiddenSize % heads == 0 else {
-            throw failure(headsKey, "is \(heads), which does not divide \(hiddenKey) (\(hiddenSize))")
-        }
-        return ModelConfig(
-            architecture: .gpt2,
-            vocabSize: try size("vocab_size", for: .gpt2),
-            hiddenSize: hiddenSize,
-            intermediateSize: try size("n_inner", default: 4 * hiddenSize),
-            numHiddenLayers: try size(layersKey, for: .gpt2),
-            numAttentionHeads: heads,
-            maxPositionEmbeddings: try size(positionsKey, default: 1024),
-            normEps: try positive("layer_norm_epsilon", default: 1e-5),
-            tieWordEmbeddings: try bool("tie_word_embeddings") ?? true,
-            attentionBias: true,
-            hiddenAct: try string("activation_function") ?? "gelu_new"
-        )
-    }
-
-    mutating func bert() throws -> ModelConfig {
-        let hiddenSize = try size("hidden_size", for: .bert)
-        let heads = try size("num_attention_heads", for: .bert)
-        guard hiddenSize % heads == 0 else {
-            throw failure("num_attention_heads", "is \(heads), which does not divide hidden_size (\(hiddenSize))")
-        }
-        return ModelConfig(
-            architecture: .bert,
-            vocabSize: try size("vocab_size", for: .bert),
-            hiddenSize: hiddenSize,
-            intermediateSize: try size("intermediate_size", for: .bert),
-            numHiddenLayers: try size("num_hidden_layers", for: .bert),
-            numAttentionHeads: heads,
-            maxPositionEmbeddings: try size("max_position_embeddings", default: 512),
-            normEps: try positive("layer_norm_eps", default: 1e-12),
-            tieWordEmbeddings: try bool("tie_word_embeddings") ?? true,
-            attentionBias: true,
-            hiddenAct: try string("hidden_act") ?? "gelu",
-            typeVocabSize: try size("type_vocab_size", default: 2)
-        )
     }
 }

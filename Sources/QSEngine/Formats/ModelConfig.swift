@@ -1,11 +1,3 @@
-/// The architectures qs can load.
-package enum Architecture: String, Sendable, CaseIterable {
-    case llama, mistral, qwen2, gpt2, bert
-
-    /// Whether the model is a causal language model (as opposed to an encoder).
-    package var isCausal: Bool { self != .bert }
-}
-
 /// A model's configuration, typed, whether it came from config.json or GGUF metadata.
 /// Field names follow transformers' config.json keys.
 package struct ModelConfig: Sendable, Equatable {
@@ -22,8 +14,10 @@ package struct ModelConfig: Sendable, Equatable {
     package var normEps: Double
     package var ropeTheta: Double
     package var tieWordEmbeddings: Bool
-    /// q/k/v projections carry biases (qwen2).
+    /// The attention projections carry biases (qwen2: q, k and v; llama's attention_bias: all four).
     package var attentionBias: Bool
+    /// The MLP projections carry biases (llama's mlp_bias).
+    package var mlpBias = false
     package var hiddenAct: String
     /// BERT token type vocabulary (0 elsewhere).
     package var typeVocabSize: Int

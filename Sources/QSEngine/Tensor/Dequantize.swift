@@ -12,44 +12,96 @@ package enum Dequantize {
     /// The tensor's values as fp32, in the order of `shape`, with the rotary row permutation
     /// of GGUF llama q/k projections undone when `rotaryPermutationHeads` is set.
     package static func floats(_ tensor: StoredTensor) throws -> [Float] {
+        let layout = try RowLayout(tensor)
+        if layout.count == 0 { return [] }
+        return try [Float](unsafeUninitializedCapacity: layout.count) { buffer, initialized in
+            try rows(tensor, 0 ..< layout.rows, layout: layout, into: buffer.baseAddress!)
+            initialized = layout.count
+        }
+    }
+
+    /// Writes rows `range` of a stored tensor (its first dimension; for a 1-D tensor, elements)
+    /// as fp32 into `destination`, `range.count × rowLength` values, undoing the rotary row
+    /// permutation when there is one. Throws when the rows are not whole blocks of the dtype.
+    package static func rows(_ tensor: StoredTensor, _ range: Range<Int>, into destination: UnsafeMutablePointer<Float>) throws {
+        try rows(tensor, range, layout: try RowLayout(tensor), into: destination)
+    }
+
+    /// How a stored tensor splits into rows, checked against its bytes and the file.
+    struct RowLayout {
+        var count: Int
+        var rows: Int
+        var rowLength: Int
+
+        init(_ tensor: StoredTensor) throws {
+            let dtype = tensor.dtype
+            func fail(_ message: String) -> EngineError {
+                EngineError(path: tensor.file.path, subject: tensor.name, message)
+            }
+            guard let count = elementCount(tensor.shape) else {
+                throw fail("shape \(tensor.shape) has no valid element count")
+            }
+            guard let expectedBytes = dtype.byteCount(elements: count) else {
+                throw fail("\(count) elements are not a whole number of \(dtype.rawValue) blocks of \(dtype.blockSize)")
+            }
+            guard tensor.byteCount == expectedBytes else {
+                throw fail("holds \(tensor.byteCount) bytes, but \(tensor.shape) \(dtype.rawValue) needs \(expectedBytes)")
+            }
+            guard tensor.file.slice(offset: tensor.offset, length: expectedBytes) != nil else {
+                throw fail("data of \(expectedBytes) bytes at offset \(tensor.offset) lies outside the file (\(tensor.file.count) bytes)")
+            }
+            self.count = count
+            rows = count == 0 ? 0 : max(1, tensor.shape.first ?? 1)
+            rowLength = rows == 0 ? 0 : count / rows
+            if let heads = tensor.rotaryPermutationHeads, !splitsIntoRotaryPairs(rows: rows, heads: heads) {
+                throw fail("\(rows) rows do not split into \(heads) heads of rotary pairs")
+            }
+        }
+
+        /// Whether a row is a whole number of blocks, so rows convert one range at a time.
+        func rowsAreWholeBlocks(_ dtype: DType) -> Bool { rowLength % dtype.blockSize == 0 }
+    }
+
+    private static func rows(
+        _ tensor: StoredTensor, _ range: Range<Int>, layout: RowLayout, into destination: UnsafeMutablePointer<Float>
+    ) throws {
+        precondition(range.lowerBound >= 0 && range.upperBound <= layout.rows, "Dequantize.rows: \(range) outside 0..<\(layout.rows)")
+        guard !range.isEmpty else { return }
         let dtype = tensor.dtype
-        func fail(_ message: String) -> EngineError {
-            EngineError(path: tensor.file.path, subject: tensor.name, message)
-        }
-        guard let count = elementCount(tensor.shape) else {
-            throw fail("shape \(tensor.shape) has no valid element count")
-        }
-        guard let expectedBytes = dtype.byteCount(elements: count) else {
-            throw fail("\(count) elements are not a whole number of \(dtype.rawValue) blocks of \(dtype.blockSize)")
-        }
-        guard tensor.byteCount == expectedBytes else {
-            throw fail("holds \(tensor.byteCount) bytes, but \(tensor.shape) \(dtype.rawValue) needs \(expectedBytes)")
-        }
-        if count == 0 { return [] }
-        let source = tensor.bytes
-        guard source.count == expectedBytes else {
-            throw fail("data of \(expectedBytes) bytes at offset \(tensor.offset) lies outside the file (\(tensor.file.count) bytes)")
-        }
-        guard let heads = tensor.rotaryPermutationHeads else {
-            return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-                if let destination = buffer.baseAddress { dequantize(dtype, from: source, count: count, into: destination) }
-                initialized = count
+        try tensor.withBytes { source in
+            if range == 0 ..< layout.rows && tensor.rotaryPermutationHeads == nil {
+                dequantize(dtype, from: source, count: layout.count, into: destination)
+                return
             }
-        }
-        let rows = tensor.shape.first ?? 1
-        guard splitsIntoRotaryPairs(rows: rows, heads: heads) else {
-            throw fail("\(rows) rows do not split into \(heads) heads of rotary pairs")
-        }
-        let rowLength = count / rows
-        guard rowLength % dtype.blockSize == 0 else {
-            throw fail("rows of \(rowLength) elements are not whole \(dtype.rawValue) blocks of \(dtype.blockSize)")
-        }
-        return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-            if let destination = buffer.baseAddress {
-                unpermuteRotaryRows(
-                    dtype, from: source, rows: rows, rowLength: rowLength, heads: heads, into: destination)
+            guard layout.rowsAreWholeBlocks(dtype) else {
+                throw EngineError(
+                    path: tensor.file.path, subject: tensor.name,
+                    "rows of \(layout.rowLength) elements are not whole \(dtype.rawValue) blocks of \(dtype.blockSize)")
             }
-            initialized = count
+            let rowBlocks = layout.rowLength / dtype.blockSize
+            let rowBytes = rowBlocks * dtype.bytesPerBlock
+            let heads = tensor.rotaryPermutationHeads
+            let headRows = heads.map { layout.rows / $0 } ?? 1
+            let halfRows = headRows / 2
+            let pointers = PointerPair(source: source.baseAddress!, destination: destination)
+            let rowsPerChunk = max(1, minimumChunkElements / max(layout.rowLength, 1))
+            parallelRanges(total: range.count, minimumPerChunk: rowsPerChunk) { chunk in
+                for offset in chunk {
+                    let row = range.lowerBound + offset
+                    var storedRow = row
+                    if heads != nil {
+                        // Within each head of `headRows` rows, Hugging Face row `half * headRows/2 + i`
+                        // is GGUF row `2 * i + half` (convert_hf_to_gguf.py reshapes to (heads, 2,
+                        // dim/2, ...) and swaps axes 1 and 2).
+                        let head = row / headRows
+                        let within = row % headRows
+                        storedRow = head * headRows + 2 * (within % halfRows) + within / halfRows
+                    }
+                    dequantizeBlocks(
+                        dtype, from: pointers.source + storedRow * rowBytes, blocks: rowBlocks,
+                        into: pointers.destination + offset * layout.rowLength)
+                }
+            }
         }
     }
 
@@ -75,34 +127,6 @@ package enum Dequantize {
             dequantizeBlocks(
                 dtype, from: pointers.source + range.lowerBound * dtype.bytesPerBlock, blocks: range.count,
                 into: pointers.destination + range.lowerBound * dtype.blockSize)
-        }
-    }
-
-    /// Writes Hugging Face row r of a permuted q/k projection from GGUF row p(r): within each
-    /// head of `dim` rows, HF row `half * dim/2 + i` is GGUF row `2 * i + half`
-    /// (convert_hf_to_gguf.py reshapes to (heads, 2, dim/2, ...) and swaps axes 1 and 2).
-    static func unpermuteRotaryRows(
-        _ dtype: DType, from source: UnsafeRawBufferPointer, rows: Int, rowLength: Int, heads: Int,
-        into destination: UnsafeMutablePointer<Float>
-    ) {
-        guard let base = source.baseAddress else { return }
-        let pointers = PointerPair(source: base, destination: destination)
-        let headRows = rows / heads
-        let halfRows = headRows / 2
-        let rowBlocks = rowLength / dtype.blockSize
-        let rowBytes = rowBlocks * dtype.bytesPerBlock
-        let rowsPerChunk = max(1, minimumChunkElements / max(rowLength, 1))
-        parallelRanges(total: rows, minimumPerChunk: rowsPerChunk) { range in
-            for row in range {
-                let head = row / headRows
-                let within = row % headRows
-                let half = within / halfRows
-                let pair = within % halfRows
-                let storedRow = head * headRows + 2 * pair + half
-                dequantizeBlocks(
-                    dtype, from: pointers.source + storedRow * rowBytes, blocks: rowBlocks,
-                    into: pointers.destination + row * rowLength)
-            }
         }
     }
 

@@ -91,7 +91,6 @@ extension Session {
 
     static func runEval(_ invocation: CommandInvocation, _ session: Session) throws -> Value {
         let loaded = try session.workspace.requireModel()
-        defer { loaded.releaseReference() }
         let causal = loaded.model is CausalLanguageModel
         let kind = invocation["kind"]?.text ?? (causal ? "ppl" : "embed")
         let defaultText = kind == "classify" ? "bbc-news" : (session.setting("eval_text")?.text ?? "shakespeare")
@@ -157,7 +156,7 @@ extension Session {
                 guard let reference = try loaded.reference as? CausalLanguageModel else { throw CommandError.failed("no reference model") }
                 let baseBar = ProgressBar(label: "baseline", unit: "tok")
                 let base = try Perplexity.evaluate(
-                    model: reference, tokens: ids, measuredWith: measured, blockwise: true, progress: { baseBar.update($0, of: $1) },
+                    model: reference, tokens: ids, measuredWith: measured, progress: { baseBar.update($0, of: $1) },
                     isCancelled: session.isCancelled)
                 baseBar.finish()
                 let baseSize = sizeFields(

@@ -18,8 +18,8 @@ package final class LoadedModel {
     init(name: String, checkpoint: Checkpoint) throws {
         self.name = name
         self.checkpoint = checkpoint
-        weights = WeightStore(checkpoint: checkpoint)
-        model = try ModelLoader.model(for: checkpoint, weights: weights)
+        model = try ModelLoader.model(for: checkpoint)
+        weights = model.weights
         do {
             tokenizer = try Tokenizer.load(for: checkpoint)
             tokenizerProblem = nil
@@ -31,25 +31,20 @@ package final class LoadedModel {
 
     package var config: ModelConfig { model.config }
 
-    /// The model as loaded, computing from the checkpoint's stored tensors with a bounded
-    /// conversion cache (no second full fp32 copy in memory); `releaseReference` empties it.
+    /// The model as loaded: a second model over the checkpoint's stored tensors. It holds no
+    /// converted weights of its own; each evaluation converts what it needs into its own
+    /// bounded cache, so comparing against it never keeps a second fp32 copy of the model.
     package var reference: BlockModel {
         get throws {
             if let referenceModel { return referenceModel }
-            let store = WeightStore(checkpoint: checkpoint, keepsConverted: false)
-            let made = try ModelLoader.model(for: checkpoint, weights: store)
+            let made = try ModelLoader.model(for: checkpoint)
             referenceModel = made
             return made
         }
     }
 
-    /// Frees what the reference model converted, once an evaluation is done with it.
-    package func releaseReference() {
-        referenceModel?.weights.dropConverted()
-    }
-
     /// Whether any weight differs from the checkpoint.
-    package var isModified: Bool { !weights.snapshot().changedTensors.isEmpty }
+    package var isModified: Bool { weights.isModified }
 
     /// The tokenizer, or an error saying the model has none.
     package func requireTokenizer() throws -> Tokenizer {
@@ -60,11 +55,8 @@ package final class LoadedModel {
         return tokenizer
     }
 
-    /// Bytes of the weights as held now: stored bytes, or fp32 for replaced tensors.
-    package var heldBytes: Int {
-        let changed = Set(weights.snapshot().changedTensors)
-        return checkpoint.tensors.reduce(0) { $0 + (changed.contains($1.name) ? $1.count * 4 : $1.byteCount) }
-    }
+    /// Bytes of the weights as held now, each in its current form.
+    package var heldBytes: Int { weights.heldBytes }
 
     package var parameterCount: Int { checkpoint.tensors.reduce(0) { $0 + $1.count } }
 }

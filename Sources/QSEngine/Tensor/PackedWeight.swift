@@ -1,0 +1,240 @@
+/// A quantized linear weight, [rows = out, columns = in]: an integer code of `bits` bits per
+/// element, and per group of input columns a scale and a zero point. It holds exactly what
+/// GPTQ, compressed-tensors and GGUF's Q8_0/Q4_0/Q4_1 checkpoints store, so that writing one
+/// needs no second rounding:
+///
+/// - `value = scale · (code − zero)` with one zero for every group (symmetric grids: zero is
+///   2^(bits−1), as GPTQ and compressed-tensors store them), or a zero per group (asymmetric);
+/// - `value = scale · code + offset` (GGUF Q4_1's `m`, mlx's biases).
+///
+/// Codes are packed row by row, lowest bits first, each row starting on a byte boundary.
+package struct PackedWeight: Sendable, Equatable {
+    /// Which elements share a scale.
+    package enum Granularity: Sendable, Equatable, Hashable {
+        /// One scale for the whole tensor.
+        case tensor
+        /// One scale per output row.
+        case channel
+        /// One scale per `size` consecutive input columns of a row; the last group of a row is
+        /// shorter when `size` does not divide the row.
+        case group(Int)
+    }
+
+    /// How a code becomes a value, with its scale.
+    package enum ZeroPoint: Sendable, Equatable {
+        /// scale · (code − zero), the same zero for every group.
+        case constant(Float)
+        /// scale · (code − zeros[group]); zeros are whole numbers in the code range.
+        case perGroup([Float])
+        /// scale · code + offsets[group].
+        case offset([Float])
+    }
+
+    package let rows: Int
+    package let columns: Int
+    package let bits: Int
+    package let granularity: Granularity
+    /// The codes, `rowBytes` bytes a row.
+    package let codes: [UInt8]
+    /// One scale per group, row-major over [rows, groupsPerRow] (one in all for `.tensor`).
+    package let scales: [Float]
+    /// The type the scales (and float offsets) are stored in; every scale is exact in it.
+    package let scaleType: DType
+    package let zero: ZeroPoint
+    /// The group of each input column when it is not `column / size`: GPTQ's `g_idx` after
+    /// act-order, which quantizes columns in another order but stores codes in the original one.
+    package let groupIndex: [Int32]?
+
+    /// Bytes of codes per row.
+    package var rowBytes: Int { (columns * bits + 7) / 8 }
+
+    /// Groups per row (1 for `.tensor` and `.channel`).
+    package var groupsPerRow: Int {
+        if case .group(let size) = granularity { return (columns + size - 1) / size }
+        return 1
+    }
+
+    /// The number of scales (and zero points).
+    package var scaleCount: Int {
+        switch granularity {
+        case .tensor: 1
+        case .channel: rows
+        case .group: rows * groupsPerRow
+        }
+    }
+
+    /// Checks every count against the shape. Throws naming what does not fit.
+    package init(
+        rows: Int, columns: Int, bits: Int, granularity: Granularity, codes: [UInt8], scales: [Float],
+        scaleType: DType = .f16, zero: ZeroPoint, groupIndex: [Int32]? = nil
+    ) throws {
+        guard rows > 0, columns > 0 else { throw EngineError("a packed weight needs a positive shape, got [\(rows), \(columns)]") }
+        guard (1 ... 8).contains(bits) else { throw EngineError("packed codes have 1 to 8 bits, got \(bits)") }
+        guard [.f16, .bf16, .f32].contains(scaleType) else { throw EngineError("scales are f16, bf16 or f32, got \(scaleType.rawValue)") }
+        self.rows = rows
+        self.columns = columns
+        self.bits = bits
+        self.granularity = granularity
+        self.codes = codes
+        self.scales = scales
+        self.scaleType = scaleType
+        self.zero = zero
+        self.groupIndex = groupIndex
+        if case .group(let size) = granularity, size <= 0 { throw EngineError("group size must be positive, got \(size)") }
+        guard codes.count == rows * rowBytes else {
+            throw EngineError("\(rows)×\(columns) codes of \(bits) bits take \(rows * rowBytes) bytes, got \(codes.count)")
+        }
+        guard scales.count == scaleCount else { throw EngineError("expected \(scaleCount) scales, got \(scales.count)") }
+        guard scales.allSatisfy({ $0.isFinite && Self.exact($0, in: scaleType) }) else {
+            throw EngineError("every scale must be finite and exact in \(scaleType.rawValue)")
+        }
+        switch zero {
+        case .constant(let z):
+            guard z.isFinite else { throw EngineError("the zero point must be finite") }
+        case .perGroup(let zeros):
+            guard zeros.count == scaleCount else { throw EngineError("expected \(scaleCount) zero points, got \(zeros.count)") }
+            let top = Float((1 << bits) - 1)
+            guard zeros.allSatisfy({ $0 == $0.rounded() && $0 >= 0 && $0 <= top }) else {
+                throw EngineError("zero points must be whole numbers from 0 to \(Int(top))")
+            }
+        case .offset(let offsets):
+            guard offsets.count == scaleCount else { throw EngineError("expected \(scaleCount) offsets, got \(offsets.count)") }
+            guard offsets.allSatisfy({ $0.isFinite && Self.exact($0, in: scaleType) }) else {
+                throw EngineError("every offset must be finite and exact in \(scaleType.rawValue)")
+            }
+        }
+        if let groupIndex {
+            guard groupIndex.count == columns else { throw EngineError("expected a group index per column (\(columns)), got \(groupIndex.count)") }
+            guard groupIndex.allSatisfy({ $0 >= 0 && Int($0) < groupsPerRow }) else {
+                throw EngineError("group indices must lie in 0..<\(groupsPerRow)")
+            }
+        }
+    }
+
+    /// Packs one code per element (row-major, each below 2^bits) into rows of `bits`-bit codes.
+    package static func pack(_ unpacked: [UInt8], rows: Int, columns: Int, bits: Int) -> [UInt8] {
+        precondition(unpacked.count == rows * columns, "PackedWeight.pack: \(unpacked.count) codes for \(rows)×\(columns)")
+        let rowBytes = (columns * bits + 7) / 8
+        var packed = [UInt8](repeating: 0, count: rows * rowBytes)
+        let mask = UInt16((1 << bits) - 1)
+        for row in 0 ..< rows {
+            for column in 0 ..< columns {
+                let code = UInt16(unpacked[row * columns + column]) & mask
+                let bit = column * bits
+                let index = row * rowBytes + bit >> 3
+                let shifted = code << UInt16(bit & 7)
+                packed[index] |= UInt8(truncatingIfNeeded: shifted)
+                if shifted > 0xFF { packed[index + 1] |= UInt8(truncatingIfNeeded: shifted >> 8) }
+            }
+        }
+        return packed
+    }
+
+    /// The group of `column` in any row.
+    @inline(__always)
+    package func group(ofColumn column: Int) -> Int {
+        if let groupIndex { return Int(groupIndex[column]) }
+        if case .group(let size) = granularity { return column / size }
+        return 0
+    }
+
+    /// The code of one element.
+    package func code(row: Int, column: Int) -> Int {
+        codes.withUnsafeBufferPointer { Int(Self.code($0.baseAddress! + row * rowBytes, column: column, bits: bits, rowBytes: rowBytes)) }
+    }
+
+    @inline(__always)
+    static func code(_ row: UnsafePointer<UInt8>, column: Int, bits: Int, rowBytes: Int) -> UInt8 {
+        let bit = column * bits
+        let index = bit >> 3
+        var word = UInt16(row[index])
+        if index + 1 < rowBytes { word |= UInt16(row[index + 1]) << 8 }
+        return UInt8(truncatingIfNeeded: (word >> UInt16(bit & 7)) & UInt16((1 << bits) - 1))
+    }
+
+    /// The index into `scales` of a row's group.
+    @inline(__always)
+    func scaleIndex(row: Int, group: Int) -> Int {
+        switch granularity {
+        case .tensor: 0
+        case .channel: row
+        case .group: row * groupsPerRow + group
+        }
+    }
+
+    /// Bytes as stored: the codes, the scales and float offsets in `scaleType`, integer zero
+    /// points packed at `bits` bits (as GPTQ and compressed-tensors store them), and the group
+    /// index as int32 when there is one.
+    package var byteCount: Int {
+        let scaleBytes = scaleCount * scaleType.bytesPerBlock
+        let zeroBytes: Int
+        switch zero {
+        case .constant: zeroBytes = 0
+        case .perGroup: zeroBytes = (scaleCount * bits + 7) / 8
+        case .offset: zeroBytes = scaleBytes
+        }
+        return codes.count + scaleBytes + zeroBytes + (groupIndex?.count ?? 0) * 4
+    }
+
+    /// Writes rows `range` as fp32 into `destination` (`range.count × columns` values).
+    package func dequantizeRows(_ range: Range<Int>, into destination: UnsafeMutablePointer<Float>) {
+        precondition(range.lowerBound >= 0 && range.upperBound <= rows, "PackedWeight: rows \(range) outside 0..<\(rows)")
+        let groupSize: Int
+        switch granularity {
+        case .tensor, .channel: groupSize = columns
+        case .group(let size): groupSize = size
+        }
+        codes.withUnsafeBufferPointer { codeBuffer in
+            scales.withUnsafeBufferPointer { scaleBuffer in
+                for row in range {
+                    let source = codeBuffer.baseAddress! + row * rowBytes
+                    let out = destination + (row - range.lowerBound) * columns
+                    if groupIndex == nil {
+                        var first = 0
+                        var group = 0
+                        while first < columns {
+                            let last = min(columns, first + groupSize)
+                            let index = scaleIndex(row: row, group: group)
+                            decode(source, first ..< last, scale: scaleBuffer[index], zeroIndex: index, into: out)
+                            first = last
+                            group += 1
+                        }
+                    } else {
+                        for column in 0 ..< columns {
+                            let index = scaleIndex(row: row, group: group(ofColumn: column))
+                            decode(source, column ..< column + 1, scale: scaleBuffer[index], zeroIndex: index, into: out)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decodes columns `range` of one row that share a scale.
+    @inline(__always)
+    private func decode(
+        _ row: UnsafePointer<UInt8>, _ range: Range<Int>, scale: Float, zeroIndex: Int, into out: UnsafeMutablePointer<Float>
+    ) {
+        let bits = bits
+        let rowBytes = rowBytes
+        switch zero {
+        case .constant(let z):
+            for column in range { out[column] = scale * (Float(Self.code(row, column: column, bits: bits, rowBytes: rowBytes)) - z) }
+        case .perGroup(let zeros):
+            let z = zeros[zeroIndex]
+            for column in range { out[column] = scale * (Float(Self.code(row, column: column, bits: bits, rowBytes: rowBytes)) - z) }
+        case .offset(let offsets):
+            let m = offsets[zeroIndex]
+            for column in range { out[column] = scale * Float(Self.code(row, column: column, bits: bits, rowBytes: rowBytes)) + m }
+        }
+    }
+
+    /// Whether `value` is exactly representable in `type` (f16, bf16 or f32).
+    static func exact(_ value: Float, in type: DType) -> Bool {
+        switch type {
+        case .f16: return HalfConversion.f16ToFloat(HalfConversion.floatToF16(value)) == value
+        case .bf16: return HalfConversion.bf16ToFloat(HalfConversion.floatToBF16(value)) == value
+        default: return true
+        }
+    }
+}

@@ -1,0 +1,204 @@
+/// How a linear layer's weight matrix lies in its tensor.
+package enum WeightLayout: Sendable, Equatable {
+    /// [out, in], as PyTorch stores an nn.Linear.
+    case outIn
+    /// [in, out], as GPT-2's Conv1D modules store it.
+    case inOut
+}
+
+/// A tensor's values in one of the forms qs holds them, with an optional pruning mask:
+///
+/// - `stored`: the checkpoint's bytes in the mapped file, in the file's dtype (GGUF blocks
+///   included); nothing is converted until a kernel needs it, and then only a tile at a time;
+/// - `dense`: fp32 values (a compressed or trained replacement);
+/// - `packed`: integer codes with scales and zero points (a quantized linear weight).
+///
+/// Bytes and bits per weight come from the form. Where a mask is set, the weight's values are
+/// exactly zero at the pruned elements in every form: dense values and packed codes hold the
+/// zeros, and a stored form has the mask applied as it is converted.
+package struct Weight: Sendable {
+    package enum Form: Sendable {
+        case stored(StoredTensor)
+        case dense([Float])
+        case packed(PackedWeight)
+    }
+
+    package private(set) var form: Form
+    /// Outermost dimension first, as the checkpoint shapes the tensor ([out, in] for a packed weight).
+    package let shape: [Int]
+    /// For a linear layer's weight, how its tensor holds the matrix. Packed weights are out×in.
+    package let layout: WeightLayout
+    package private(set) var mask: PruningMask?
+
+    /// The checkpoint's tensor as stored.
+    package init(stored tensor: StoredTensor, layout: WeightLayout = .outIn) {
+        form = .stored(tensor)
+        shape = tensor.shape
+        self.layout = layout
+    }
+
+    /// fp32 values in the order of `shape`; pruned elements are set to zero.
+    package init(dense values: [Float], shape: [Int], layout: WeightLayout = .outIn, mask: PruningMask? = nil) throws {
+        guard let count = elementCount(shape), count == values.count else {
+            throw EngineError("\(values.count) values do not fill the shape \(shape)")
+        }
+        if let mask, mask.count != count { throw EngineError("the mask covers \(mask.count) elements; the weight has \(count)") }
+        var values = values
+        if let mask { values.withUnsafeMutableBufferPointer { mask.apply(to: $0.baseAddress!, first: 0, count: count) } }
+        form = .dense(values)
+        self.shape = shape
+        self.layout = layout
+        self.mask = mask
+    }
+
+    /// A quantized weight, [rows, columns] out×in. With a mask, every pruned element must decode
+    /// to zero (the grid holds zero and the codes say so).
+    package init(packed: PackedWeight, mask: PruningMask? = nil) throws {
+        form = .packed(packed)
+        shape = [packed.rows, packed.columns]
+        layout = .outIn
+        if let mask {
+            guard mask.count == packed.rows * packed.columns else {
+                throw EngineError("the mask covers \(mask.count) elements; the weight has \(packed.rows * packed.columns)")
+            }
+            var row = [Float](repeating: 0, count: packed.columns)
+            for r in 0 ..< packed.rows {
+                row.withUnsafeMutableBufferPointer { packed.dequantizeRows(r ..< r + 1, into: $0.baseAddress!) }
+                for c in 0 ..< packed.columns where !mask.isKept(r * packed.columns + c) && row[c] != 0 {
+                    throw EngineError("pruned element [\(r), \(c)] decodes to \(row[c]), not zero")
+                }
+            }
+        }
+        self.mask = mask
+    }
+
+    /// The number of elements.
+    package var count: Int { shape.reduce(1, *) }
+
+    /// Rows: the first dimension (elements of a 1-D tensor).
+    package var rowCount: Int { count == 0 ? 0 : max(1, shape.first ?? 1) }
+
+    /// Elements per row.
+    package var rowLength: Int { rowCount == 0 ? 0 : count / rowCount }
+
+    /// Output features of a linear weight.
+    package var outFeatures: Int { layout == .outIn ? rowCount : rowLength }
+
+    /// Input features of a linear weight.
+    package var inFeatures: Int { layout == .outIn ? rowLength : rowCount }
+
+    /// Bytes the form holds: the stored bytes, 4 per dense value, or codes, scales and zero points.
+    package var byteCount: Int {
+        switch form {
+        case .stored(let tensor): tensor.byteCount
+        case .dense(let values): values.count * 4
+        case .packed(let packed): packed.byteCount
+        }
+    }
+
+    /// Bits per element of the form.
+    package var bitsPerWeight: Double { count == 0 ? 0 : Double(byteCount) * 8 / Double(count) }
+
+    /// How the form is named in listings: the stored dtype, `f32` for dense values, or the
+    /// quantization (`int4 g32 asym`).
+    package var formName: String {
+        switch form {
+        case .stored(let tensor): return tensor.dtype.rawValue
+        case .dense: return "f32"
+        case .packed(let packed):
+            var name = "int\(packed.bits)"
+            switch packed.granularity {
+            case .tensor: name += " tensor"
+            case .channel: name += " channel"
+            case .group(let size): name += " g\(size)"
+            }
+            if case .constant = packed.zero {} else { name += " asym" }
+            return name
+        }
+    }
+
+    /// Whether the form is the checkpoint's own.
+    package var isStored: Bool {
+        if case .stored = form { return true }
+        return false
+    }
+
+    /// Whether rows convert one range at a time (a stored row must be whole blocks of its dtype).
+    package var convertsByRow: Bool {
+        guard case .stored(let tensor) = form else { return true }
+        return rowLength % tensor.dtype.blockSize == 0
+    }
+
+    /// Every value as fp32, in the order of `shape`.
+    package func floats() throws -> [Float] {
+        if case .dense(let values) = form { return values }
+        let count = count
+        if count == 0 { return [] }
+        return try [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            switch form {
+            case .stored(let tensor):
+                let values = try Dequantize.floats(tensor)
+                values.withUnsafeBufferPointer { buffer.baseAddress!.update(from: $0.baseAddress!, count: count) }
+                mask?.apply(to: buffer.baseAddress!, first: 0, count: count)
+            case .packed(let packed):
+                packed.dequantizeRows(0 ..< packed.rows, into: buffer.baseAddress!)
+            case .dense:
+                break
+            }
+            initialized = count
+        }
+    }
+
+    /// Writes rows `range` (of the first dimension) as fp32 into `destination`,
+    /// `range.count × rowLength` values. Throws for a stored form whose rows are not whole blocks
+    /// (see `convertsByRow`).
+    package func dequantizeRows(_ range: Range<Int>, into destination: UnsafeMutablePointer<Float>) throws {
+        precondition(range.lowerBound >= 0 && range.upperBound <= rowCount, "Weight: rows \(range) outside 0..<\(rowCount)")
+        let length = rowLength
+        switch form {
+        case .stored(let tensor):
+            try Dequantize.rows(tensor, range, into: destination)
+            mask?.apply(to: destination, first: range.lowerBound * length, count: range.count * length)
+        case .dense(let values):
+            values.withUnsafeBufferPointer {
+                destination.update(from: $0.baseAddress! + range.lowerBound * length, count: range.count * length)
+            }
+        case .packed(let packed):
+            packed.dequantizeRows(range, into: destination)
+        }
+    }
+
+    /// Runs `body` on the values as fp32 in place, without a copy, when the form holds them so:
+    /// dense values, or a stored f32 tensor (aligned, with no permutation or mask to apply).
+    /// Returns nil, without calling `body`, otherwise.
+    package func withContiguousFloats<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R? {
+        switch form {
+        case .dense(let values):
+            return try values.withUnsafeBufferPointer(body)
+        case .stored(let tensor):
+            guard tensor.dtype == .f32, tensor.rotaryPermutationHeads == nil, mask == nil,
+                tensor.byteCount == count * 4, tensor.file.slice(offset: tensor.offset, length: tensor.byteCount) != nil
+            else { return nil }
+            return try tensor.withBytes { raw in
+                guard let base = raw.baseAddress, Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 else { return nil }
+                return try body(UnsafeBufferPointer(start: base.assumingMemoryBound(to: Float.self), count: count))
+            }
+        case .packed:
+            return nil
+        }
+    }
+
+    /// The same weight with a pruning mask: dense values are zeroed where it prunes, packed
+    /// codes must already decode to zero there, and a stored form applies it as it converts.
+    package func withMask(_ mask: PruningMask) throws -> Weight {
+        guard mask.count == count else { throw EngineError("the mask covers \(mask.count) elements; the weight has \(count)") }
+        switch form {
+        case .stored:
+            var copy = self
+            copy.mask = mask
+            return copy
+        case .dense(let values): return try Weight(dense: values, shape: shape, layout: layout, mask: mask)
+        case .packed(let packed): return try Weight(packed: packed, mask: mask)
+        }
+    }
+}

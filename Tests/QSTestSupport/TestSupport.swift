@@ -1,0 +1,38 @@
+/// What every test target shares: a seeded generator and approximate comparisons.
+
+/// A small deterministic generator (SplitMix64), so every run sees the same inputs.
+package struct TestGenerator: RandomNumberGenerator, Sendable {
+    package var state: UInt64
+
+    package init(seed: UInt64) { state = seed }
+
+    package mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// `count` values uniform in `range`.
+    package mutating func floats(_ count: Int, in range: ClosedRange<Float> = -1 ... 1) -> [Float] {
+        (0 ..< count).map { _ in Float.random(in: range, using: &self) }
+    }
+}
+
+/// max |a − b| / max |b|: the error of `a` relative to the scale of `b` (0 when both are zero).
+package func relativeError(_ a: [Float], _ b: [Float]) -> Float {
+    precondition(a.count == b.count, "relativeError: \(a.count) values against \(b.count)")
+    var difference: Float = 0
+    var scale: Float = 0
+    for i in a.indices {
+        difference = max(difference, abs(a[i] - b[i]))
+        scale = max(scale, abs(b[i]))
+    }
+    return scale == 0 ? difference : difference / scale
+}
+
+/// Whether `a` is within `tolerance` of `b`, relative to |b| (absolute when b is 0).
+package func isClose(_ a: Double, _ b: Double, relative tolerance: Double) -> Bool {
+    abs(a - b) <= tolerance * (b == 0 ? 1 : abs(b))
+}
