@@ -65,6 +65,16 @@ package enum CommandError: Error, Sendable, Equatable {
 /// record) or throws.
 package typealias CommandHandler = (CommandInvocation, Session) throws -> Value
 
+/// A built-in command: its table entry and what it does, in one type. `Session.builtins`
+/// lists them all.
+package protocol Command: Sendable {
+    /// The command's name, arguments, options, flags, help and the fields of its record.
+    static var spec: CommandSpec { get }
+    /// Runs it with checked arguments; returns a value (usually a record whose fields are
+    /// among `spec.resultFields`) or throws.
+    static func run(_ invocation: CommandInvocation, _ session: Session) throws -> Value
+}
+
 /// The command table and the handler of each command.
 package struct CommandRegistry {
     package private(set) var table = CommandTable()

@@ -95,7 +95,7 @@ struct Evaluator {
         if session.commands.table[name] != nil {
             throw Diagnostic.recipeRedefined(name, file: file, range: declaration.name.range, previous: nil)
         }
-        session.recipes[name] = RecipeDefinition(declaration: declaration, file: file, scope: scope, spec: declaration.commandSpec)
+        session.defineRecipe(RecipeDefinition(declaration: declaration, file: file, scope: scope, spec: declaration.commandSpec))
     }
 
     mutating func condition(_ expression: Expression, in scope: Environment) throws -> Bool {
@@ -308,7 +308,7 @@ struct Evaluator {
             return try inner.execute(recipe.declaration.body.statements, in: scope)
         } catch var diagnostic as Diagnostic {
             let note = Diagnostic.recipeFailedHere(call.name.text, file: file, range: call.range)
-            if !diagnostic.notes.contains(note) && diagnostic.notes.count(where: { $0.message.hasPrefix("in recipe") }) < 4 {
+            if !diagnostic.notes.contains(note) && diagnostic.notes.count(where: { $0.id == .recipeFailedHere }) < 4 {
                 diagnostic.notes.append(note)
             }
             throw diagnostic

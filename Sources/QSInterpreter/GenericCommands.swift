@@ -2,45 +2,49 @@ import Foundation
 import QSEngine
 import QSLanguage
 
+/// `help`: the command list, or one command explained.
+enum HelpCommand: Command {
+    static let spec = CommandSpec(
+        "help", summary: "List the commands, or explain one.",
+        discussion: "Without an argument, lists every command and recipe with one line each. With a command name, shows its usage, arguments, options, flags and what it returns.",
+        positionals: [ArgumentSpec("command", .word, help: "the command to explain")],
+        examples: ["help", "help quantize"])
+
+    static func run(_ invocation: CommandInvocation, _ session: Session) throws -> Value {
+        session.output(try session.helpText(invocation["command"]?.text))
+        return .none
+    }
+}
+
 extension Session {
-    /// `help` and `set`, and the settings every session has.
-    func registerGenericCommands() {
-        register(
-            CommandSpec(
-                "help", summary: "List the commands, or explain one.",
-                discussion: "Without an argument, lists every command and recipe with one line each. With a command name, shows its usage, arguments, options, flags and what it returns.",
-                positionals: [ArgumentSpec("command", .word, help: "the command to explain")],
-                examples: ["help", "help quantize"]),
-            handler: Session.runHelp)
-        registerSetting(ArgumentSpec("threads", .integer, help: "worker threads for kernels (0: QS_THREADS, else all cores)", default: .number(0), range: 0...1024))
-        registerSetting(ArgumentSpec("seed", .integer, help: "seed for sampling calibration and evaluation text", default: .number(0), range: 0...4_294_967_295))
-        registerSetting(ArgumentSpec("eval_text", .string, help: "the text 'eval' uses when none is named", default: .word("shakespeare")))
-    }
-
-    var setCommandSpec: CommandSpec {
-        CommandSpec(
-            "set", summary: "Change settings, or show them.",
-            discussion: "With name=value options, changes those settings for the rest of the session. Without, prints every setting and its value.",
-            options: settings.specs,
-            examples: ["set threads=2 seed=7", "set"])
-    }
-
-    static func runHelp(_ invocation: CommandInvocation, _ session: Session) throws -> Value {
-        let table = session.table
-        guard let name = invocation["command"]?.text else {
-            session.output(table.summaryText)
-            return .none
-        }
+    /// What `help` prints: the list of commands and recipes, or the help of the one named.
+    /// The name is looked up, never read as source (`qs help X` passes it straight here).
+    package func helpText(_ name: String?) throws(CommandError) -> String {
+        guard let name else { return table.summaryText }
         guard let spec = table[name] else {
             var reason = "no such command"
             if let suggestion = closeMatches(to: name, among: table.names).first { reason += "; did you mean '\(suggestion)'?" }
             throw CommandError.invalidArgument("command", reason)
         }
-        session.output(spec.helpText)
-        return .none
+        return spec.helpText
+    }
+}
+
+/// `set`: change settings, or show them. Its options are the session's settings.
+enum SetCommand: Command {
+    static var spec: CommandSpec { spec(settings: Session.standardSettings) }
+
+    /// The spec with one option per setting.
+    static func spec(settings: [ArgumentSpec]) -> CommandSpec {
+        CommandSpec(
+            "set", summary: "Change settings, or show them.",
+            discussion: "With name=value options, changes those settings for the rest of the session. Without, prints every setting and its value.",
+            options: settings,
+            resultFields: settings.map { ($0.name, $0.help) },
+            examples: ["set threads=2 seed=7", "set"])
     }
 
-    static func runSet(_ invocation: CommandInvocation, _ session: Session) throws -> Value {
+    static func run(_ invocation: CommandInvocation, _ session: Session) throws -> Value {
         let given = invocation.spec.options.filter { invocation.isGiven($0.name) }
         if given.isEmpty {
             var record = Record()

@@ -22,8 +22,13 @@ package struct ScriptRunner {
                 FileHandle.standardOutput.write(Data((StrictJSON.object([.init("command", .string(name)), .init("result", value.jsonValue)]).serialized() + "\n").utf8))
             }
         }
+        let color = isatty(2) != 0 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+        // Warnings and notes of running commands go to standard error, rendered like errors.
+        session.report = { diagnostic in
+            FileHandle.standardError.write(Data(DiagnosticRenderer(color: color).render(diagnostic).utf8))
+        }
         self.session = session
-        color = isatty(2) != 0 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+        self.color = color
     }
 
     /// `stdlib/`: $QS_STDLIB, or the first `stdlib` folder found beside the executable or in a

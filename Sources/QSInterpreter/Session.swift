@@ -5,12 +5,32 @@ import QSLanguage
 /// The state a script or the REPL works on: the loaded model, calibration data, snapshots and
 /// settings. One session lives as long as a `qs run` or a REPL.
 package final class Session {
+    /// Every built-in command, listed once.
+    package static let builtins: [any Command.Type] = [
+        HelpCommand.self, SetCommand.self, LoadCommand.self, FetchCommand.self, InfoCommand.self, LayersCommand.self,
+        SnapshotCommand.self, RestoreCommand.self, ResetCommand.self, EvalCommand.self, GenerateCommand.self,
+        BenchCommand.self,
+    ]
+    /// The settings every session has.
+    static let standardSettings = [
+        ArgumentSpec("threads", .integer, help: "worker threads for kernels (0: QS_THREADS, else all cores)", default: .number(0), range: 0...1024),
+        ArgumentSpec("seed", .integer, help: "seed for sampling calibration and evaluation text", default: .number(0), range: 0...4_294_967_295),
+        ArgumentSpec("eval_text", .string, help: "the text 'eval' uses when none is named", default: .word("shakespeare")),
+    ]
+
     /// The commands, with their handlers.
-    package var commands = CommandRegistry()
+    package private(set) var commands = CommandRegistry()
+    /// The commands and the recipes defined so far, as one table (for binding, completion,
+    /// help): built when the session starts and changed only when a command, setting or
+    /// recipe is added.
+    package private(set) var table = CommandTable()
     /// Settings changed with `set name=value`.
     package private(set) var settings = Settings()
     /// Where everything the session prints goes (tests capture it; the CLI writes to stdout).
     package var output: (String) -> Void
+    /// Where warnings and notes of running commands go, as diagnostics (the CLI renders them to
+    /// standard error; tests capture them).
+    package var report: (Diagnostic) -> Void = { _ in }
     /// Called after every built-in command with its name and result (`qs run --json`).
     package var onCommandResult: ((String, Value) -> Void)?
     /// Polled by long engine work between steps; the REPL sets it to its Ctrl-C flag.
@@ -29,7 +49,7 @@ package final class Session {
     /// The top-level scope: variables survive from one REPL line to the next.
     package let globals = Environment()
     /// Recipes defined so far, by name.
-    var recipes: [String: RecipeDefinition] = [:]
+    private(set) var recipes: [String: RecipeDefinition] = [:]
     /// Files already imported (by resolved path), so each is imported once.
     var importedFiles: Set<String> = []
     /// Files being imported right now, outermost first, to report cycles.
@@ -41,20 +61,37 @@ package final class Session {
     package init(output: @escaping (String) -> Void, libraryDirectory: String? = nil) {
         self.output = output
         self.libraryDirectory = libraryDirectory
-        registerGenericCommands()
-        registerModelCommands()
-        registerEvalCommands()
+        for spec in Self.standardSettings { settings.register(spec) }
+        for command in Self.builtins { commands.register(command.spec, handler: command.run) }
+        commands.register(SetCommand.spec(settings: settings.specs), handler: SetCommand.run)
+        rebuildTable()
     }
 
-    /// Adds a command and its handler; the engine's commands plug in here.
+    /// Adds a command and its handler (tests and plug-ins; the built-ins come from `builtins`).
     package func register(_ spec: CommandSpec, handler: @escaping CommandHandler) {
         commands.register(spec, handler: handler)
+        rebuildTable()
     }
 
     /// Adds a setting that `set` accepts (and refreshes the `set` command's spec).
     package func registerSetting(_ spec: ArgumentSpec) {
         settings.register(spec)
-        commands.register(setCommandSpec, handler: Session.runSet)
+        commands.register(SetCommand.spec(settings: settings.specs), handler: SetCommand.run)
+        rebuildTable()
+    }
+
+    /// Defines (or redefines) a recipe as a command.
+    func defineRecipe(_ recipe: RecipeDefinition) {
+        recipes[recipe.declaration.name.text] = recipe
+        rebuildTable()
+    }
+
+    private func rebuildTable() {
+        var table = commands.table
+        for recipe in recipes.values.sorted(by: { $0.declaration.name.text < $1.declaration.name.text }) {
+            table.add(recipe.spec)
+        }
+        self.table = table
     }
 
     /// The current value of a setting.
@@ -65,13 +102,28 @@ package final class Session {
         try settings.set(name, value)
     }
 
-    /// The commands and the recipes defined so far, as one table (for binding, completion, help).
-    package var table: CommandTable {
-        var table = commands.table
-        for recipe in recipes.values.sorted(by: { $0.declaration.name.text < $1.declaration.name.text }) {
-            table.add(recipe.spec)
-        }
-        return table
+    /// Runs a command that changes the loaded model's weights as a transaction: it completes,
+    /// or (on an error, Ctrl-C, or a weight that became NaN or infinite) leaves every weight as
+    /// it was before. Every weight-changing command goes through here.
+    package func changingWeights<R>(_ body: (LoadedModel) throws -> R) throws -> R {
+        let loaded = try workspace.requireModel()
+        return try loaded.weights.transaction { try body(loaded) }
+    }
+
+    /// The canonical layer names of the loaded model (for completion).
+    package var layerNames: [String] { workspace.loaded?.model.names.entries.map(\.canonical) ?? [] }
+
+    /// The models and texts of the registry (for completion).
+    package var registryNames: [String] { Registry.names }
+
+    /// Reports a warning about the command being run, at its place in the source.
+    package func warn(_ invocation: CommandInvocation, _ message: String) {
+        report(.commandWarning(invocation.spec.name, message, file: invocation.file, range: invocation.range))
+    }
+
+    /// Reports a note about the command being run, at its place in the source.
+    package func note(_ invocation: CommandInvocation, _ message: String) {
+        report(.commandNote(invocation.spec.name, message, file: invocation.file, range: invocation.range))
     }
 
     /// Runs a source: parses it (any syntax error stops it before anything runs), then executes

@@ -1,5 +1,4 @@
 import Foundation
-import QSEngine
 import QSInterpreter
 import QSLanguage
 
@@ -33,7 +32,7 @@ package final class SessionBridge: LineEvaluator, CompletionSource {
     /// Complete unless a brace, bracket or parenthesis is still open or a string is unclosed.
     package func isComplete(_ source: String) -> Bool {
         let (tokens, diagnostics) = Lexer.tokenize(SourceFile(name: "<repl>", text: source))
-        if diagnostics.contains(where: { $0.message.contains("unterminated string") }) { return false }
+        if diagnostics.contains(where: { $0.id == .unterminatedString }) { return false }
         var depth = 0
         for token in tokens {
             if case .symbol(let symbol) = token.kind {
@@ -87,11 +86,9 @@ package final class SessionBridge: LineEvaluator, CompletionSource {
         }
     }
 
-    package var layerNames: [String] {
-        session.workspace.loaded?.model.names.entries.map(\.canonical) ?? []
-    }
+    package var layerNames: [String] { session.layerNames }
 
-    package var registryNames: [String] { Registry.names }
+    package var registryNames: [String] { session.registryNames }
 
     package var variableNames: [String] { session.globals.visibleNames.sorted() }
 }

@@ -96,13 +96,18 @@ struct Check: ParsableCommand {
 
 struct Help: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Explain the .qs commands, or one of them.")
+        abstract: "Explain the .qs commands and qs's own subcommands, or one of them.")
 
-    @ArgumentParser.Argument(help: "A .qs command.")
+    @ArgumentParser.Argument(help: "A .qs command or a qs subcommand (run, check, fetch, inspect, convert).")
     var command: String?
 
     @Flag(help: "Print the reference of every command as Markdown (the end of docs/language.md).")
     var markdown = false
+
+    /// The subcommands of the executable that are not .qs commands.
+    static let subcommands: [String: ParsableCommand.Type] = [
+        "run": Run.self, "check": Check.self, "inspect": Inspect.self, "convert": Convert.self, "help": Help.self,
+    ]
 
     func run() throws {
         let runner = ScriptRunner()
@@ -110,8 +115,22 @@ struct Help: ParsableCommand {
             print(runner.session.table.markdownReference, terminator: "")
             return
         }
-        let status = runner.run(SourceFile(name: "<help>", text: command.map { "help \($0)" } ?? "help"))
-        if status != 0 { throw ExitCode(status) }
+        if let command, let subcommand = Self.subcommands[command] {
+            print(QS.helpMessage(for: subcommand), terminator: "")
+            return
+        }
+        // The name is looked up in the command table; it is never read as source.
+        do {
+            print(try runner.session.helpText(command), terminator: "")
+            if command == "fetch" { print("\nOn the command line: qs fetch [NAME ...] (no name lists the registry).") }
+        } catch {
+            let reason: String
+            switch error {
+            case .invalidArgument(_, let why), .failed(let why): reason = why
+            }
+            FileHandle.standardError.write(Data("qs: error: help: '\(command ?? "")': \(reason)\n".utf8))
+            throw ExitCode(2)
+        }
     }
 }
 
@@ -145,22 +164,7 @@ struct Fetch: ParsableCommand {
     var names: [String] = []
 
     func run() throws {
-        try reportingErrors {
-            let fetcher = Fetcher()
-            if names.isEmpty {
-                print(RegistryFormatting.table(fetcher: fetcher))
-                return
-            }
-            for name in names {
-                guard let entry = Registry.entry(name) else {
-                    throw EngineError(subject: name, "is not in the registry; known: \(Registry.entries.map(\.name).joined(separator: ", "))")
-                }
-                let location = try fetcher.fetch(entry) { message in
-                    if isatty(2) != 0 { FileHandle.standardError.write(Data("\(message)\n".utf8)) }
-                }
-                print("\(entry.name): \(location)")
-            }
-        }
+        try reportingErrors { print(try CommandLineTools.fetch(names)) }
     }
 }
 
@@ -175,10 +179,7 @@ struct Inspect: ParsableCommand {
     var tensors = false
 
     func run() throws {
-        try reportingErrors {
-            let checkpoint = try Checkpoint.open(Fetcher().resolve(model))
-            print(InspectFormatting.summary(checkpoint.summary, tensors: tensors ? checkpoint.tensors : nil))
-        }
+        try reportingErrors { print(try CommandLineTools.inspect(model, tensors: tensors)) }
     }
 }
 
@@ -197,14 +198,10 @@ struct Convert: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            guard let type = DType(rawValue: dtype), Converter.outputDTypes.contains(type) else {
-                throw EngineError(subject: dtype, "is not an output dtype; expected f32, f16 or bf16")
-            }
-            let checkpoint = try Checkpoint.open(Fetcher().resolve(model))
             let bar = ProgressBar(label: "convert", unit: "tensors")
-            try Converter.convert(checkpoint, to: output, dtype: type) { bar.update($0, of: $1) }
+            let message = try CommandLineTools.convert(model, to: output, dtype: dtype) { bar.update($0, of: $1) }
             bar.finish()
-            print("wrote \(output)")
+            print(message)
         }
     }
 }

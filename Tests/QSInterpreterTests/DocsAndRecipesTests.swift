@@ -110,6 +110,22 @@ struct CommandLineTests {
         #expect(json.out.hasPrefix("{\"command\":\"set\",\"result\":{"))
     }
 
+    /// `qs help X` looks X up: text that would be a statement is not run, and the command
+    /// line's own subcommands have help too.
+    @Test func helpLooksUpItsArgumentAndCoversTheSubcommands() throws {
+        let injected = try Self.qs(["help", "; fetch smollm2-135m"])
+        #expect(injected.status == 2)
+        #expect(injected.err.contains("no such command"))
+        #expect(!injected.out.contains("smollm2-135m:"))
+        for subcommand in ["convert", "inspect", "run", "check"] {
+            let help = try Self.qs(["help", subcommand])
+            #expect(help.status == 0)
+            #expect(help.out.contains("USAGE: qs \(subcommand)"), "\(subcommand): \(help.out)")
+        }
+        #expect(try Self.qs(["help", "quantize_nothing"]).status == 2)
+        #expect(try Self.qs(["help", "eval"]).out.hasPrefix("usage: eval"))
+    }
+
     @Test func scriptFromStandardInput() throws {
         let result = try Self.qs([], stdin: "let a = [1, 2, 3]\nprint \"sum {a[0] + a[1] + a[2]}\"\n")
         #expect(result.status == 0)

@@ -9,11 +9,16 @@ import Testing
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("QSEngineTests/Fixtures/arch")
 
-    final class Captured: @unchecked Sendable { var text = "" }
+    final class Captured: @unchecked Sendable {
+        var text = ""
+        var reports: [Diagnostic] = []
+    }
 
     static func session() -> (Session, Captured) {
         let captured = Captured()
-        return (Session(output: { captured.text += $0 }), captured)
+        let session = Session(output: { captured.text += $0 })
+        session.report = { captured.reports.append($0) }
+        return (session, captured)
     }
 
     static func errorText(_ session: Session, _ source: String) -> String? {
@@ -95,7 +100,11 @@ extension EngineCommandsTests {
         try Data(#"{"model": {"type": "Unigram", "vocab": []}}"#.utf8).write(to: folder.appendingPathComponent("tokenizer.json"))
         let (session, output) = Self.session()
         _ = try session.run("load \"\(folder.path)\"", name: "t.qs")
-        #expect(output.text.contains("warning: the tokenizer could not be read"))
+        // The warning is a diagnostic at the load command, not printed output.
+        let warning = try #require(output.reports.first)
+        #expect(warning.severity == .warning && warning.id == .commandWarning)
+        #expect(DiagnosticRenderer().render(warning).hasPrefix("t.qs:1:1: warning: load: the tokenizer could not be read"))
+        #expect(!output.text.contains("warning"))
         let error = try #require(Self.errorText(session, "generate \"hello\""))
         #expect(error.contains("Unigram"))
     }

@@ -124,7 +124,7 @@ package struct GGUFNaming: Sendable {
 
 /// Everything qs knows about one family of architectures, in one place: its configuration
 /// keys, its module table, its GGUF names and its model. `ArchitectureRegistry` lists them.
-package protocol ArchitectureDefinition {
+package protocol ArchitectureDefinition: Sendable {
     /// The `model_type` names it reads.
     static var architectures: [Architecture] { get }
     /// Whether its models are causal language models.

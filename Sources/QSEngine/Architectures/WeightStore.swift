@@ -146,6 +146,35 @@ package final class WeightStore: @unchecked Sendable {
         return original.reduce(0) { $0 + (changed[$1.key]?.weight ?? $1.value).byteCount }
     }
 
+    /// Runs `body`, which changes weights, as a transaction: when it throws (an error, a
+    /// cancellation) or leaves a changed weight with a value that is not finite, every weight is
+    /// put back as it was before `body` ran, and the error is thrown on.
+    package func transaction<R>(_ body: () throws -> R) throws -> R {
+        let before = snapshot()
+        do {
+            let result = try body()
+            for name in changes(since: before) {
+                if let (index, value) = try weight(name).firstNonFinite() {
+                    throw EngineError(
+                        path: checkpoint.path, subject: name,
+                        "element \(index) became \(value); the weights were put back as they were before the command")
+                }
+            }
+            return result
+        } catch {
+            restore(before)
+            throw error
+        }
+    }
+
+    /// The tensors whose form differs from the one they had in `snapshot`.
+    package func changes(since snapshot: Snapshot) -> [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        let names = Set(changed.keys).union(snapshot.changed.keys)
+        return names.filter { changed[$0]?.version != snapshot.changed[$0]?.version }.sorted()
+    }
+
     private func missing(_ name: String) -> EngineError {
         EngineError(path: checkpoint.path, subject: name, "tensor is missing from the checkpoint")
     }

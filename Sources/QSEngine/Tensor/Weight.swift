@@ -131,22 +131,27 @@ package struct Weight: Sendable {
 
     /// Every value as fp32, in the order of `shape`.
     package func floats() throws -> [Float] {
-        if case .dense(let values) = form { return values }
-        let count = count
-        if count == 0 { return [] }
-        return try [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-            switch form {
-            case .stored(let tensor):
-                let values = try Dequantize.floats(tensor)
-                values.withUnsafeBufferPointer { buffer.baseAddress!.update(from: $0.baseAddress!, count: count) }
-                mask?.apply(to: buffer.baseAddress!, first: 0, count: count)
-            case .packed(let packed):
+        switch form {
+        case .dense(let values):
+            return values
+        case .stored(let tensor):
+            var values = try Dequantize.floats(tensor)
+            if let mask { values.withUnsafeMutableBufferPointer { mask.apply(to: $0.baseAddress!, first: 0, count: $0.count) } }
+            return values
+        case .packed(let packed):
+            return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
                 packed.dequantizeRows(0 ..< packed.rows, into: buffer.baseAddress!)
-            case .dense:
-                break
+                initialized = count
             }
-            initialized = count
         }
+    }
+
+    /// The first value that is NaN or infinite, with its index, for the forms a change makes
+    /// (dense values; packed scales and offsets are checked when they are made). A stored form
+    /// is the checkpoint's own and is not scanned.
+    package func firstNonFinite() -> (index: Int, value: Float)? {
+        guard case .dense(let values) = form, let index = values.firstIndex(where: { !$0.isFinite }) else { return nil }
+        return (index, values[index])
     }
 
     /// Writes rows `range` (of the first dimension) as fp32 into `destination`,

@@ -108,7 +108,7 @@ package enum WeightProduct {
             func copy(_ table: UnsafeBufferPointer<Float>) {
                 for (r, id) in ids.enumerated() { (out.baseAddress! + r * width).update(from: table.baseAddress! + id * width, count: width) }
             }
-            if try weight.withContiguousFloats(copy) != nil { return }
+            if weight.withContiguousFloats(copy) != nil { return }
             if weight.convertsByRow {
                 for (r, id) in ids.enumerated() { try weight.dequantizeRows(id ..< id + 1, into: out.baseAddress! + r * width) }
             } else if let key, let conversions, let values = try conversions.floats(key, weight) {

@@ -2,11 +2,9 @@ import Foundation
 import QSEngine
 import QSLanguage
 
-extension Session {
-    /// The commands that measure a model: eval, generate, bench.
-    func registerEvalCommands() {
-        register(
-            CommandSpec(
+/// `eval`: perplexity, KL divergence, embedding fidelity, accuracy.
+enum EvalCommand: Command {
+    static let spec = CommandSpec(
                 "eval", summary: "Measure the loaded model: perplexity, KL divergence, embedding fidelity, accuracy.",
                 discussion: """
                     ppl: perplexity on the first `tokens` token ids of TEXT (a file or a registry text), no BOS unless `bos` is given, in non-overlapping windows of `ctx` (or windows `stride` apart, each scoring only tokens not scored before); every token but the first of a window is scored; ppl = exp(mean NLL).
@@ -29,18 +27,48 @@ extension Session {
                 ],
                 flags: [FlagSpec("bos", help: "put the BOS token before the text")],
                 resultFields: [
-                    ("ppl", "perplexity (ppl, kld)"), ("base_ppl", "perplexity of the model as loaded"),
+                    ("ppl", "perplexity (ppl, kld)"), ("nll", "mean negative log-likelihood in nats (ppl)"),
+                    ("tokens_per_s", "tokens run through the model per second (ppl)"),
+                    ("base_ppl", "perplexity of the model as loaded"),
                     ("kld", "mean KL divergence (kld)"), ("kld_p99", "99th percentile KL divergence"),
-                    ("top1", "top-1 agreement (kld)"), ("cosine", "mean cosine (embed)"), ("cosine_min", "worst cosine (embed)"),
-                    ("accuracy", "topic accuracy (classify)"), ("text", "the text"), ("tokens", "tokens scored"),
-                    ("ctx", "window"), ("stride", "stride"), ("size_mb", "weights as held, MB"),
+                    ("kld_max", "largest KL divergence (kld)"), ("top1", "top-1 agreement (kld)"),
+                    ("ppl_ratio", "ppl / base_ppl (kld)"),
+                    ("cosine", "mean cosine (embed)"), ("cosine_min", "worst cosine (embed)"),
+                    ("sentences", "sentences embedded (embed)"),
+                    ("accuracy", "topic accuracy (classify)"), ("base_accuracy", "accuracy of the model as loaded (classify)"),
+                    ("train", "training texts (classify)"), ("test", "test texts (classify)"), ("topics", "the topics (classify)"),
+                    ("text", "the text"), ("tokens", "token ids taken from the text (ppl, kld)"),
+                    ("ctx", "window"), ("stride", "stride"), ("bos", "whether a BOS token went first"),
+                    ("size_mb", "weights as held, MB"),
                     ("bytes", "bytes of the weights as held"), ("bits_per_weight", "bits per parameter as held"),
                     ("params", "parameters"),
                 ],
-                examples: ["eval", "let r = eval ppl shakespeare ctx=512", "eval kld shakespeare tokens=2048", "eval classify bbc-news"]),
-            handler: Session.runEval)
-        register(
-            CommandSpec(
+                examples: ["eval", "let r = eval ppl shakespeare ctx=512", "eval kld shakespeare tokens=2048", "eval classify bbc-news"])
+
+    static func run(_ invocation: CommandInvocation, _ session: Session) throws -> Value {
+        let loaded = try session.workspace.requireModel()
+        let causal = loaded.model is CausalLanguageModel
+        let kind = invocation["kind"]?.text ?? (causal ? "ppl" : "embed")
+        let defaultText = kind == "classify" ? "bbc-news" : (session.setting("eval_text")?.text ?? "shakespeare")
+        let text = Session.expandTilde(invocation["text"]?.text ?? defaultText)
+        switch kind {
+        case "ppl", "kld":
+            guard let model = loaded.model as? CausalLanguageModel else {
+                throw CommandError.invalidArgument("kind", "'\(kind)' needs a causal language model; \(loaded.name) is an encoder (try embed or classify)")
+            }
+            return try Session.evalLanguageModel(kind: kind, text: text, model: model, loaded: loaded, invocation: invocation, session: session)
+        default:
+            guard let model = loaded.model as? BERTModel else {
+                throw CommandError.invalidArgument("kind", "'\(kind)' needs an encoder; \(loaded.name) is a causal language model (try ppl or kld)")
+            }
+            return try Session.evalEncoder(kind: kind, text: text, model: model, loaded: loaded, invocation: invocation, session: session)
+        }
+    }
+}
+
+/// `generate`: text from a prompt.
+enum GenerateCommand: Command {
+    static let spec = CommandSpec(
                 "generate", summary: "Generate text from a prompt, streaming tokens as they come.",
                 positionals: [ArgumentSpec("prompt", .string, help: "the prompt", required: true)],
                 options: [
@@ -50,32 +78,105 @@ extension Session {
                     ArgumentSpec("seed", .integer, help: "sampling seed (default: the 'seed' setting)", range: 0...4_294_967_295),
                 ],
                 resultFields: [("text", "the generated text"), ("tokens", "tokens generated"), ("prefill_tok_s", "prompt tokens per second"), ("decode_tok_s", "generated tokens per second")],
-                examples: ["generate \"Once upon a time\" tokens=32", "generate \"The sea\" temperature=0.8 top_k=40 seed=1"]),
-            handler: Session.runGenerate)
-        register(
-            CommandSpec(
+                examples: ["generate \"Once upon a time\" tokens=32", "generate \"The sea\" temperature=0.8 top_k=40 seed=1"])
+
+    static func run(_ invocation: CommandInvocation, _ session: Session) throws -> Value {
+        let loaded = try session.workspace.requireModel()
+        guard let model = loaded.model as? CausalLanguageModel else {
+            throw CommandError.failed("\(loaded.name) is an encoder: it cannot generate text")
+        }
+        let tokenizer = try loaded.requireTokenizer()
+        let prompt = try invocation.text("prompt")
+        var ids = tokenizer.encode(prompt, addSpecialTokens: true)
+        if ids.isEmpty, let bos = tokenizer.bosID { ids = [bos] }
+        let seed = invocation.isGiven("seed") ? try invocation.integer("seed") : Int(session.setting("seed")?.number ?? 0)
+        let sampling = SamplingOptions(
+            temperature: try invocation.number("temperature"),
+            topK: invocation.isGiven("top_k") ? try invocation.integer("top_k") : nil, seed: UInt64(seed))
+        var generated: [Int] = []
+        var shown = ""
+        session.output(prompt)
+        let stops = Set([tokenizer.eosID, loaded.config.eosTokenId].compactMap { $0 })
+        let result = try Generator.generate(
+            model: model, prompt: ids, maxTokens: try invocation.integer("tokens"), sampling: sampling, stopTokens: stops,
+            onToken: { id in
+                generated.append(id)
+                let text = tokenizer.decode(generated, skipSpecialTokens: true)
+                // Print only whole characters: a token can end inside a UTF-8 sequence.
+                if text.hasPrefix(shown), !text.hasSuffix("\u{FFFD}") {
+                    session.output(String(text.dropFirst(shown.count)))
+                    shown = text
+                }
+            }, isCancelled: session.isCancelled)
+        let text = tokenizer.decode(result.tokens, skipSpecialTokens: true)
+        if text.count > shown.count, text.hasPrefix(shown) { session.output(String(text.dropFirst(shown.count))) }
+        session.output("\n")
+        return .record(Record([
+            ("text", .string(text)), ("tokens", .number(Double(result.tokens.count))),
+            ("prefill_tok_s", .number(result.prefillTokensPerSecond.rounded())),
+            ("decode_tok_s", .number((result.decodeTokensPerSecond * 10).rounded() / 10)),
+        ]))
+    }
+}
+
+/// `bench`: prefill and decode speed, peak memory.
+enum BenchCommand: Command {
+    static let spec = CommandSpec(
                 "bench", summary: "Measure prefill and decode speed and peak memory.",
                 options: [
                     ArgumentSpec("prompt", .integer, help: "prompt tokens (taken from the eval text)", default: .number(512), range: 1...131_072),
                     ArgumentSpec("gen", .integer, help: "tokens to generate", default: .number(128), range: 1...131_072),
                 ],
-                resultFields: [("prefill_tok_s", "prompt tokens per second"), ("decode_tok_s", "generated tokens per second"), ("peak_mb", "peak resident memory, MB")],
-                examples: ["bench", "bench prompt=128 gen=32"]),
-            handler: Session.runBench)
-    }
+                resultFields: [
+                    ("prefill_tok_s", "prompt tokens per second"), ("decode_tok_s", "generated tokens per second"),
+                    ("peak_mb", "peak resident memory, MB"), ("size_mb", "weights as held, MB"),
+                    ("bytes", "bytes of the weights as held"), ("bits_per_weight", "bits per parameter as held"),
+                    ("params", "parameters"),
+                ],
+                examples: ["bench", "bench prompt=128 gen=32"])
 
+    static func run(_ invocation: CommandInvocation, _ session: Session) throws -> Value {
+        let loaded = try session.workspace.requireModel()
+        guard let model = loaded.model as? CausalLanguageModel else {
+            throw CommandError.failed("\(loaded.name) is an encoder: bench measures generation")
+        }
+        let promptCount = try invocation.integer("prompt")
+        let gen = try invocation.integer("gen")
+        let text = session.setting("eval_text")?.text ?? "shakespeare"
+        let prompt = try Session.tokens(of: text, count: promptCount, bos: false, loaded: loaded, session: session, invocation: invocation)
+        // Convert the weights first so that neither figure includes it.
+        let conversions = ConversionCache.unbounded()
+        _ = try model.forward(Array(prompt.prefix(1)), conversions: conversions)
+        let result = try Generator.generate(
+            model: model, prompt: prompt, maxTokens: gen, sampling: SamplingOptions(), conversions: conversions,
+            isCancelled: session.isCancelled)
+        let peak = Session.peakResidentMegabytes()
+        session.output("bench  \(loaded.name): prompt \(prompt.count) tokens, \(result.tokens.count) generated\n")
+        session.output("  prefill \(fmt(result.prefillTokensPerSecond, 1)) tok/s   decode \(fmt(result.decodeTokensPerSecond, 1)) tok/s   peak memory \(fmt(peak, 0)) MB\n")
+        var record = Record([
+            ("prefill_tok_s", .number((result.prefillTokensPerSecond * 10).rounded() / 10)),
+            ("decode_tok_s", .number((result.decodeTokensPerSecond * 10).rounded() / 10)), ("peak_mb", .number(peak.rounded())),
+        ])
+        for (name, value) in Session.sizeFields(loaded) { record[name] = value }
+        return .record(record)
+    }
+}
+
+extension Session {
     /// Size fields every evaluation record carries.
     static func sizeFields(_ loaded: LoadedModel) -> [(name: String, value: Value)] {
         sizeFields(bytes: loaded.heldBytes, params: loaded.parameterCount)
     }
 
     /// The first `count` token ids of a text (with BOS first when asked).
-    static func tokens(of textName: String, count: Int, bos: Bool, loaded: LoadedModel, session: Session) throws -> [Int] {
+    static func tokens(
+        of textName: String, count: Int, bos: Bool, loaded: LoadedModel, session: Session, invocation: CommandInvocation
+    ) throws -> [Int] {
         let tokenizer = try loaded.requireTokenizer()
         // About 4 characters a token in English; read generously so that a prefix suffices.
         let corpus = try TextCorpus.load(textName, fetcher: session.workspace.fetcher, minimumCharacters: count * 8 + 4096)
         for file in corpus.replacedFiles {
-            session.output("warning: \(file) is not valid UTF-8; invalid bytes were replaced with U+FFFD\n")
+            session.warn(invocation, "\(file) is not valid UTF-8; invalid bytes were replaced with U+FFFD")
         }
         var ids: [Int] = []
         if bos {
@@ -84,30 +185,11 @@ extension Session {
         }
         ids += tokenizer.encode(corpus.text, addSpecialTokens: false)
         if ids.count < count {
-            session.output("note: \(textName) has \(ids.count) tokens; all are used\n")
+            session.note(invocation, "\(textName) has \(ids.count) tokens; all are used")
         }
         return Array(ids.prefix(count))
     }
 
-    static func runEval(_ invocation: CommandInvocation, _ session: Session) throws -> Value {
-        let loaded = try session.workspace.requireModel()
-        let causal = loaded.model is CausalLanguageModel
-        let kind = invocation["kind"]?.text ?? (causal ? "ppl" : "embed")
-        let defaultText = kind == "classify" ? "bbc-news" : (session.setting("eval_text")?.text ?? "shakespeare")
-        let text = expandTilde(invocation["text"]?.text ?? defaultText)
-        switch kind {
-        case "ppl", "kld":
-            guard let model = loaded.model as? CausalLanguageModel else {
-                throw CommandError.invalidArgument("kind", "'\(kind)' needs a causal language model; \(loaded.name) is an encoder (try embed or classify)")
-            }
-            return try evalLanguageModel(kind: kind, text: text, model: model, loaded: loaded, invocation: invocation, session: session)
-        default:
-            guard let model = loaded.model as? BERTModel else {
-                throw CommandError.invalidArgument("kind", "'\(kind)' needs an encoder; \(loaded.name) is a causal language model (try ppl or kld)")
-            }
-            return try evalEncoder(kind: kind, text: text, model: model, loaded: loaded, invocation: invocation, session: session)
-        }
-    }
 
     static func evalLanguageModel(
         kind: String, text: String, model: CausalLanguageModel, loaded: LoadedModel, invocation: CommandInvocation,
@@ -122,7 +204,7 @@ extension Session {
             throw CommandError.invalidArgument("ctx", "\(context) is longer than \(loaded.name) allows (\(limit))")
         }
         let bos = invocation.has("bos")
-        let ids = try tokens(of: text, count: try invocation.integer("tokens"), bos: bos, loaded: loaded, session: session)
+        let ids = try tokens(of: text, count: try invocation.integer("tokens"), bos: bos, loaded: loaded, session: session, invocation: invocation)
         let measured = PerplexityProtocol(text: text, tokens: ids.count, context: context, stride: stride, bos: bos)
         let protocolLine = "\(text): \(ids.count) tokens, ctx \(context), stride \(stride), \(bos ? "BOS" : "no BOS")"
         let bar = ProgressBar(label: "eval \(kind)", unit: "tok")
@@ -253,67 +335,7 @@ extension Session {
         return .record(record)
     }
 
-    static func runGenerate(_ invocation: CommandInvocation, _ session: Session) throws -> Value {
-        let loaded = try session.workspace.requireModel()
-        guard let model = loaded.model as? CausalLanguageModel else {
-            throw CommandError.failed("\(loaded.name) is an encoder: it cannot generate text")
-        }
-        let tokenizer = try loaded.requireTokenizer()
-        let prompt = try invocation.text("prompt")
-        var ids = tokenizer.encode(prompt, addSpecialTokens: true)
-        if ids.isEmpty, let bos = tokenizer.bosID { ids = [bos] }
-        let seed = invocation.isGiven("seed") ? try invocation.integer("seed") : Int(session.setting("seed")?.number ?? 0)
-        let sampling = SamplingOptions(
-            temperature: try invocation.number("temperature"),
-            topK: invocation.isGiven("top_k") ? try invocation.integer("top_k") : nil, seed: UInt64(seed))
-        var generated: [Int] = []
-        var shown = ""
-        session.output(prompt)
-        let stops = Set([tokenizer.eosID, loaded.config.eosTokenId].compactMap { $0 })
-        let result = try Generator.generate(
-            model: model, prompt: ids, maxTokens: try invocation.integer("tokens"), sampling: sampling, stopTokens: stops,
-            onToken: { id in
-                generated.append(id)
-                let text = tokenizer.decode(generated, skipSpecialTokens: true)
-                // Print only whole characters: a token can end inside a UTF-8 sequence.
-                if text.hasPrefix(shown), !text.hasSuffix("\u{FFFD}") {
-                    session.output(String(text.dropFirst(shown.count)))
-                    shown = text
-                }
-            }, isCancelled: session.isCancelled)
-        let text = tokenizer.decode(result.tokens, skipSpecialTokens: true)
-        if text.count > shown.count, text.hasPrefix(shown) { session.output(String(text.dropFirst(shown.count))) }
-        session.output("\n")
-        return .record(Record([
-            ("text", .string(text)), ("tokens", .number(Double(result.tokens.count))),
-            ("prefill_tok_s", .number(result.prefillTokensPerSecond.rounded())),
-            ("decode_tok_s", .number((result.decodeTokensPerSecond * 10).rounded() / 10)),
-        ]))
-    }
 
-    static func runBench(_ invocation: CommandInvocation, _ session: Session) throws -> Value {
-        let loaded = try session.workspace.requireModel()
-        guard let model = loaded.model as? CausalLanguageModel else {
-            throw CommandError.failed("\(loaded.name) is an encoder: bench measures generation")
-        }
-        let promptCount = try invocation.integer("prompt")
-        let gen = try invocation.integer("gen")
-        let text = session.setting("eval_text")?.text ?? "shakespeare"
-        let prompt = try tokens(of: text, count: promptCount, bos: false, loaded: loaded, session: session)
-        // Convert the weights first so that neither figure includes it.
-        _ = try model.forward(Array(prompt.prefix(1)))
-        let result = try Generator.generate(
-            model: model, prompt: prompt, maxTokens: gen, sampling: SamplingOptions(), isCancelled: session.isCancelled)
-        let peak = peakResidentMegabytes()
-        session.output("bench  \(loaded.name): prompt \(prompt.count) tokens, \(result.tokens.count) generated\n")
-        session.output("  prefill \(fmt(result.prefillTokensPerSecond, 1)) tok/s   decode \(fmt(result.decodeTokensPerSecond, 1)) tok/s   peak memory \(fmt(peak, 0)) MB\n")
-        var record = Record([
-            ("prefill_tok_s", .number((result.prefillTokensPerSecond * 10).rounded() / 10)),
-            ("decode_tok_s", .number((result.decodeTokensPerSecond * 10).rounded() / 10)), ("peak_mb", .number(peak.rounded())),
-        ])
-        for (name, value) in sizeFields(loaded) { record[name] = value }
-        return .record(record)
-    }
 
     /// The process's peak resident memory in MB (10^6 bytes).
     static func peakResidentMegabytes() -> Double {

