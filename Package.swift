@@ -43,7 +43,7 @@ let package = Package(
         // QSREPLTests until the interpreter can stand in for it.
         .executableTarget(name: "qs-repl-demo", dependencies: ["QSREPL"]),
         // The seeded generator and approximate comparisons every test target uses.
-        .target(name: "QSTestSupport", path: "Tests/QSTestSupport"),
+        .target(name: "QSTestSupport", dependencies: ["QSEngine"], path: "Tests/QSTestSupport"),
         .testTarget(name: "QSLanguageTests", dependencies: ["QSLanguage", "QSTestSupport"]),
         .testTarget(name: "QSEngineTests", dependencies: ["QSEngine", "QSTestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "QSInterpreterTests", dependencies: ["QSInterpreter", "QSLanguage", "QSEngine", "QSTestSupport"]),

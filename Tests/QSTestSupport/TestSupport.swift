@@ -1,19 +1,11 @@
 /// What every test target shares: a seeded generator and approximate comparisons.
 
-/// A small deterministic generator (SplitMix64), so every run sees the same inputs.
-package struct TestGenerator: RandomNumberGenerator, Sendable {
-    package var state: UInt64
+import QSEngine
 
-    package init(seed: UInt64) { state = seed }
+/// The tests' seeded generator is the engine's own (SplitMix64), so every run sees the same inputs.
+package typealias TestGenerator = SeededGenerator
 
-    package mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+extension SeededGenerator {
     /// `count` values uniform in `range`.
     package mutating func floats(_ count: Int, in range: ClosedRange<Float> = -1 ... 1) -> [Float] {
         (0 ..< count).map { _ in Float.random(in: range, using: &self) }

@@ -99,6 +99,15 @@ package enum Kernels {
             }
         }
 
+        /// The activation a configuration names under `key`; an error naming the key when qs
+        /// does not implement it (the config readers reject it first; GGUF metadata has none).
+        init(_ config: ModelConfig, key: String, path: String) throws {
+            guard let activation = Activation(name: config.hiddenAct) else {
+                throw EngineError(path: path, subject: key, "'\(config.hiddenAct)' is not supported; qs implements \(Self.names.joined(separator: ", "))")
+            }
+            self = activation
+        }
+
         @inline(__always)
         package func apply(_ x: Float) -> Float {
             switch self {

@@ -10,10 +10,7 @@ package final class GPT2Model: CausalLanguageModel {
         self.config = config
         self.weights = weights
         self.names = names
-        guard let activation = Kernels.Activation(name: config.hiddenAct) else {
-            throw EngineError(path: weights.checkpoint.path, subject: "activation_function", "'\(config.hiddenAct)' is not supported")
-        }
-        self.activation = activation
+        activation = try Kernels.Activation(config, key: "activation_function", path: weights.checkpoint.path)
     }
 
     package func embed(_ tokens: [Int], pass: ForwardPass) throws -> Activations {

@@ -11,10 +11,7 @@ package final class LlamaModel: CausalLanguageModel {
         self.config = config
         self.weights = weights
         self.names = names
-        guard let activation = Kernels.Activation(name: config.hiddenAct) else {
-            throw EngineError(path: weights.checkpoint.path, subject: "hidden_act", "'\(config.hiddenAct)' is not supported")
-        }
-        self.activation = activation
+        activation = try Kernels.Activation(config, key: "hidden_act", path: weights.checkpoint.path)
     }
 
     package func embed(_ tokens: [Int], pass: ForwardPass) throws -> Activations {
