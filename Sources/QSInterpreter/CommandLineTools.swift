@@ -29,19 +29,21 @@ package enum CommandLineTools {
     /// the same checks `load` makes of the configuration against the tensors.
     package static func inspect(_ model: String, tensors: Bool, fetcher: Fetcher = Fetcher()) throws -> String {
         let checkpoint = try Checkpoint.open(fetcher.resolve(model))
+        if checkpoint.config != nil { _ = try ModelLoader.names(for: checkpoint) }
         return InspectFormatting.summary(checkpoint.summary, tensors: tensors ? checkpoint.tensors : nil)
     }
 
-    /// `qs convert MODEL OUTPUT [--dtype]`: a Hugging Face folder of the model's weights.
+    /// `qs convert MODEL OUTPUT [--dtype] [--overwrite]`: a Hugging Face folder of the model's
+    /// weights. An existing OUTPUT needs `overwrite`, and keeps the files qs does not write.
     package static func convert(
-        _ model: String, to output: String, dtype: String, fetcher: Fetcher = Fetcher(),
+        _ model: String, to output: String, dtype: String, overwrite: Bool = false, fetcher: Fetcher = Fetcher(),
         progress: ((Int, Int) -> Void)? = nil
     ) throws -> String {
         guard let type = DType(rawValue: dtype), Converter.outputDTypes.contains(type) else {
             throw EngineError(subject: dtype, "is not an output dtype; expected f32, f16 or bf16")
         }
         let checkpoint = try Checkpoint.open(fetcher.resolve(model))
-        try Converter.convert(checkpoint, to: output, dtype: type, progress: progress)
+        try Converter.convert(checkpoint, to: output, dtype: type, overwrite: overwrite, progress: progress)
         return "wrote \(output)"
     }
 }

@@ -121,6 +121,9 @@ struct Evaluator {
                 case .text(let piece): text += piece
                 case .interpolation(let inner): text += try evaluate(inner, in: scope).description
                 }
+                guard text.utf8.count <= ValueLimits.stringBytes else {
+                    throw Diagnostic.valueTooLarge("a string of \(text.utf8.count) bytes", limit: "\(ValueLimits.stringBytes >> 20) MB", file: file, range: expression.range)
+                }
             }
             return .string(text)
         case .bool(let value):
@@ -152,7 +155,11 @@ struct Evaluator {
             }
             return items[offset]
         case .list(let items):
-            return .list(try items.map { try evaluate($0, in: scope) })
+            let list = Value.list(try items.map { try evaluate($0, in: scope) })
+            if list.nestingDepth(limit: ValueLimits.depth + 1) > ValueLimits.depth {
+                throw Diagnostic.valueTooDeep(limit: ValueLimits.depth, file: file, range: expression.range)
+            }
+            return list
         case .unary(let op, let operand):
             let value = try evaluate(operand, in: scope)
             switch (op, value) {
@@ -202,8 +209,16 @@ struct Evaluator {
         case (.divide, .number(let a), .number(let b)):
             guard b != 0 else { throw Diagnostic.divisionByZero(file: file, range: rightExpression.range) }
             return .number(a / b)
-        case (.add, .string(let a), .string(let b)): return .string(a + b)
-        case (.add, .list(let a), .list(let b)): return .list(a + b)
+        case (.add, .string(let a), .string(let b)):
+            guard a.utf8.count + b.utf8.count <= ValueLimits.stringBytes else {
+                throw Diagnostic.valueTooLarge("a string of \(a.utf8.count + b.utf8.count) bytes", limit: "\(ValueLimits.stringBytes >> 20) MB", file: file, range: range)
+            }
+            return .string(a + b)
+        case (.add, .list(let a), .list(let b)):
+            guard a.count + b.count <= ValueLimits.listLength else {
+                throw Diagnostic.valueTooLarge("a list of \(a.count + b.count) items", limit: "\(ValueLimits.listLength) items", file: file, range: range)
+            }
+            return .list(a + b)
         case (.less, .number(let a), .number(let b)): return .bool(a < b)
         case (.lessEqual, .number(let a), .number(let b)): return .bool(a <= b)
         case (.greater, .number(let a), .number(let b)): return .bool(a > b)

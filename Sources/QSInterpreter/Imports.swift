@@ -60,6 +60,9 @@ extension Session {
             throw Diagnostic.importCycle(chain, file: importer, range: target.range)
         }
         guard !importedFiles.contains(imported.name) else { return }
+        guard importStack.count < Checker.maxImportDepth else {
+            throw Diagnostic.importTooDeep(limit: Checker.maxImportDepth, file: importer, range: target.range)
+        }
         let (unit, diagnostics) = Parser.parse(imported)
         guard diagnostics.isEmpty else { throw DiagnosticList(diagnostics) }
         importStack.append(imported.name)

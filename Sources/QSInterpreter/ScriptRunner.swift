@@ -85,22 +85,26 @@ package struct ScriptRunner {
 
     /// Runs a file by path; returns the exit status.
     package func runFile(_ path: String) -> Int32 {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            report("qs: error: \(path): no such file")
+        do {
+            return run(SourceFile(name: path, bytes: try Session.readScript(path)))
+        } catch {
+            report("qs: error: \(error)")
             return 2
         }
-        return run(SourceFile(name: path, bytes: [UInt8](data)))
     }
 
     /// `qs check`: every syntax and binding error of each file; returns the exit status.
     package func check(_ paths: [String]) -> Int32 {
         var failed = false
         for path in paths {
-            guard let data = FileManager.default.contents(atPath: path) else {
-                report("qs: error: \(path): no such file")
+            let bytes: [UInt8]
+            do {
+                bytes = try Session.readScript(path)
+            } catch {
+                report("qs: error: \(error)")
                 return 2
             }
-            let problems = session.check(SourceFile(name: path, bytes: [UInt8](data)))
+            let problems = session.check(SourceFile(name: path, bytes: bytes))
             if !problems.isEmpty {
                 failed = true
                 report(DiagnosticRenderer(color: color).render(problems))

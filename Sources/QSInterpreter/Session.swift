@@ -41,10 +41,31 @@ package final class Session {
     package var libraryDirectory: String?
     /// Reads a file for `use`; replaceable for tests.
     package var readFile: (String) throws -> [UInt8] = { path in
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw CommandError.failed("no such file")
+        // A missing file is "not found" (a CommandError), so `use` lists where it looked.
+        if FileAccess.kind(path) == .missing { throw CommandError.failed("no such file") }
+        return try Session.readScript(path)
+    }
+
+    /// The largest script qs reads (16 MB): a program text is far smaller; anything larger is
+    /// not a script.
+    package static let maxScriptBytes = 16 << 20
+
+    /// The bytes of a script: a regular file or what a shell hands over (a FIFO, /dev/stdin),
+    /// never a folder, at most `maxScriptBytes`, and text: a NUL byte says it is binary (a
+    /// model given as a script), which would otherwise give a diagnostic per byte.
+    package static func readScript(_ path: String) throws(EngineError) -> [UInt8] {
+        let bytes: [UInt8]
+        do {
+            bytes = [UInt8](try FileAccess.scriptContents(path, limit: maxScriptBytes))
+        } catch let error as EngineError {
+            throw error
+        } catch {
+            throw EngineError(path: path, "\(error)")
         }
-        return [UInt8](data)
+        if let offset = bytes.firstIndex(of: 0) {
+            throw EngineError(path: path, "is not a text file (a NUL byte at offset \(offset)); a script is UTF-8 text")
+        }
+        return bytes
     }
     /// The top-level scope: variables survive from one REPL line to the next.
     package let globals = Environment()

@@ -101,6 +101,31 @@ package indirect enum Value: Sendable, Equatable, CustomStringConvertible {
         if case .record(let record) = self { return record }
         return nil
     }
+
+    /// How many lists and records nest in this value (0 for a number), counting no further than
+    /// `limit`: values are never built deeper, so the walk stays bounded.
+    func nestingDepth(limit: Int) -> Int {
+        guard limit > 0 else { return 0 }
+        var deepest = 0
+        switch self {
+        case .list(let items):
+            for item in items where deepest < limit - 1 { deepest = max(deepest, item.nestingDepth(limit: limit - 1)) }
+        case .record(let record):
+            for field in record.fields where deepest < limit - 1 { deepest = max(deepest, field.value.nestingDepth(limit: limit - 1)) }
+        default:
+            return 0
+        }
+        return 1 + deepest
+    }
+}
+
+/// The largest values a script may build: lists, strings and nesting beyond these are an error
+/// at the expression that would make them (a loop that doubles a list would otherwise take all
+/// memory, and freeing a list nested 65,536 deep would take all the stack).
+package enum ValueLimits {
+    package static let listLength = 1_000_000
+    package static let stringBytes = 16 << 20
+    package static let depth = 100
 }
 
 /// Named fields in a fixed order: what a command returns (`r.ppl`, `r.size_mb`).

@@ -196,10 +196,13 @@ struct Convert: ParsableCommand {
     @Option(help: "The dtype of the weights: f32, f16 or bf16.")
     var dtype: String = "f32"
 
+    @Flag(help: "Replace the model files of an existing output folder (its other files are kept).")
+    var overwrite = false
+
     func run() throws {
         try reportingErrors {
             let bar = ProgressBar(label: "convert", unit: "tensors")
-            let message = try CommandLineTools.convert(model, to: output, dtype: dtype) { bar.update($0, of: $1) }
+            let message = try CommandLineTools.convert(model, to: output, dtype: dtype, overwrite: overwrite) { bar.update($0, of: $1) }
             bar.finish()
             print(message)
         }

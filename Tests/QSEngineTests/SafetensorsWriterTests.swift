@@ -240,7 +240,7 @@ struct SeededBytes {
             #expect(error.message.contains("refusing to overwrite"))
         }
         #expect(throws: EngineError.self) {
-            try AtomicWrite.createFolder(at: model, replacing: true, protecting: [model + "/"]) { _ in }
+            try AtomicWrite.createFolder(at: model, overwrite: true, protecting: [model + "/"]) { _ in }
         }
         try AtomicWrite.write(Data("x".utf8), to: folder + "/other.json", protecting: [source])
         #expect(try String(contentsOfFile: source, encoding: .utf8) == "w")
@@ -259,7 +259,7 @@ struct SeededBytes {
         #expect(throws: EngineError.self) { try AtomicWrite.createFolder(at: out) { _ in } }
 
         #expect(throws: SafetensorsWriterTests.Failure.self) {
-            try AtomicWrite.createFolder(at: out, replacing: true) { temporary in
+            try AtomicWrite.createFolder(at: out, overwrite: true) { temporary in
                 try AtomicWrite.write(Data("2".utf8), to: temporary + "/b")
                 throw SafetensorsWriterTests.Failure()
             }
@@ -267,10 +267,15 @@ struct SeededBytes {
         #expect(try SafetensorsWriterTests.files(in: out) == ["a"], "old folder kept on failure")
         #expect(try SafetensorsWriterTests.files(in: parent) == ["out"], "temporary folder removed")
 
-        try AtomicWrite.createFolder(at: out, replacing: true) { temporary in
+        // Overwriting replaces the files of the same names and keeps every other one.
+        try AtomicWrite.write(Data("note".utf8), to: out + "/notes.txt")
+        try AtomicWrite.createFolder(at: out, overwrite: true) { temporary in
             try AtomicWrite.write(Data("2".utf8), to: temporary + "/b")
+            try AtomicWrite.write(Data("3".utf8), to: temporary + "/a")
         }
-        #expect(try SafetensorsWriterTests.files(in: out) == ["b"])
+        #expect(try SafetensorsWriterTests.files(in: out) == ["a", "b", "notes.txt"])
+        #expect(try String(contentsOfFile: out + "/a", encoding: .utf8) == "3")
+        #expect(try String(contentsOfFile: out + "/notes.txt", encoding: .utf8) == "note")
         #expect(try SafetensorsWriterTests.files(in: parent) == ["out"])
     }
 }

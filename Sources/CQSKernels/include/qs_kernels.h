@@ -22,4 +22,9 @@ void qs_keep_large_buffers(void);
 
 /// Whether the AVX-512 versions are in use.
 int qs_kernels_use_avx512(void);
+
+/// Swaps two paths in one step (Linux renameat2 with RENAME_EXCHANGE): a reader sees one or
+/// the other, never neither. 0 on success, -1 with errno set (ENOSYS, EINVAL where the file
+/// system cannot).
+int qs_exchange_paths(const char *first, const char *second);
 #endif

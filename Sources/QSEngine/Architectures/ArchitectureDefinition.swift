@@ -99,6 +99,8 @@ package struct ModuleTable: Sendable {
     package var block: [ModuleSpec]
     /// Modules after the blocks.
     package var after: [ModuleSpec]
+    /// The configuration key of the block count (`num_hidden_layers`, GPT-2's `n_layer`).
+    package var layerCountKey = "num_hidden_layers"
     /// Modules outside the optional checkpoint prefix (`lm_head`).
     package var unprefixed: Set<String> = []
     /// Prefixes some checkpoints put before every name (`bert.`, `transformer.`).

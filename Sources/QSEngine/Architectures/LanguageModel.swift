@@ -230,13 +230,18 @@ package enum ModelLoader {
     /// The model of `checkpoint`, computing with its weights as stored; throws when the
     /// configuration and the tensors do not fit each other.
     package static func model(for checkpoint: Checkpoint) throws -> BlockModel {
+        let (config, names) = try names(for: checkpoint)
+        let weights = WeightStore(checkpoint: checkpoint, layouts: names.layouts)
+        return try config.architecture.definition.model(config: config, weights: weights, names: names)
+    }
+
+    /// The configuration and layer names of `checkpoint`, checked against its tensors: what
+    /// `load` and `inspect` both check.
+    package static func names(for checkpoint: Checkpoint) throws -> (ModelConfig, LayerNames) {
         guard let config = checkpoint.config else {
             throw EngineError(path: checkpoint.path, "has no configuration: cannot tell its architecture")
         }
-        let definition = config.architecture.definition
-        let names = try LayerNames(
-            config: config, table: definition.modules(config), tensors: checkpoint.tensors, path: checkpoint.path)
-        let weights = WeightStore(checkpoint: checkpoint, layouts: names.layouts)
-        return try definition.model(config: config, weights: weights, names: names)
+        let table = config.architecture.definition.modules(config)
+        return (config, try LayerNames(config: config, table: table, tensors: checkpoint.tensors, path: checkpoint.path))
     }
 }

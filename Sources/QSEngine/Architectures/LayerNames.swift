@@ -25,6 +25,14 @@ package struct LayerNames: Sendable {
     /// the shape it implies, and every tensor there must be one of them (or a known buffer).
     /// A prefix some checkpoints put before every name (`bert.`, `transformer.`) is detected.
     package init(config: ModelConfig, table: ModuleTable, tensors: [StoredTensor], path: String? = nil) throws {
+        // A layer count from the file is bounded by what the file holds before anything is
+        // built from it: each block needs its own tensors.
+        let perBlock = table.block.filter { !$0.isOptional }.count
+        if perBlock > 0, config.numHiddenLayers > tensors.count / perBlock {
+            throw EngineError(
+                path: path, subject: table.layerCountKey,
+                "is \(config.numHiddenLayers), but the checkpoint holds \(tensors.count) tensors, too few for \(config.numHiddenLayers) blocks of \(perBlock)")
+        }
         var shapes: [String: [Int]] = [:]
         for tensor in tensors { shapes[tensor.name] = tensor.shape }
         let probe = (table.before.first?.module ?? "") + ".weight"

@@ -35,9 +35,11 @@ package enum EncoderEvaluation {
         let before = try reference.sentenceEmbeddings(sentences, isCancelled: isCancelled)
         progress?(2, 2)
         let cosines = zip(now, before).map { cosine($0, $1) }
+        // A NaN cosine (an embedding that is not finite) makes both figures NaN, never a number.
+        let worst = cosines.contains { $0.isNaN } ? .nan : cosines.min() ?? .nan
         return EmbeddingFidelity(
             text: text, sentences: sentences.count, meanCosine: cosines.reduce(0, +) / Double(cosines.count),
-            worstCosine: cosines.min() ?? 0)
+            worstCosine: worst)
     }
 
     /// The first `limit` non-empty lines of a text (trimmed), as the sentences of `eval embed`.
@@ -95,7 +97,10 @@ package enum EncoderEvaluation {
         model: BERTModel, train: [Document], test: [Document], classes: Int,
         isCancelled: () -> Bool = { false }
     ) throws -> Double {
-        let embeddings = try model.sentenceEmbeddings((train + test).map(\.ids), isCancelled: isCancelled).map(normalized)
+        let raw = try model.sentenceEmbeddings((train + test).map(\.ids), isCancelled: isCancelled)
+        // Embeddings that are not finite have no nearest centroid: the accuracy is NaN.
+        if raw.contains(where: { $0.contains { !$0.isFinite } }) { return .nan }
+        let embeddings = raw.map(normalized)
         var centroids: [[Double]] = Array(repeating: [], count: classes)
         for (doc, e) in zip(train, embeddings) {
             if centroids[doc.label].isEmpty { centroids[doc.label] = [Double](repeating: 0, count: e.count) }
@@ -133,6 +138,8 @@ package enum EncoderEvaluation {
             na += a[i] * a[i]
             nb += b[i] * b[i]
         }
-        return na > 0 && nb > 0 ? dot / (na.squareRoot() * nb.squareRoot()) : 0
+        // Undefined (NaN) for a zero or non-finite vector, rather than a number that looks measured.
+        guard na > 0, nb > 0, na.isFinite, nb.isFinite else { return .nan }
+        return dot / (na.squareRoot() * nb.squareRoot())
     }
 }

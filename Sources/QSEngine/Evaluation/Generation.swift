@@ -66,6 +66,11 @@ package enum Generator {
         var generated: [Int] = []
         let decodeStart = Date()
         while generated.count < maxTokens, !isCancelled() {
+            let row = logits.data[(logits.rows - 1) * logits.cols ..< logits.rows * logits.cols]
+            if row.contains(where: { !$0.isFinite }) {
+                let location = try NonFiniteProbe.locate(model, tokens: prompt + generated) ?? "no weight or activation of the text so far is"
+                throw EngineError("the next-token logits are not finite (\(location)): nothing can be generated")
+            }
             let next = pick(logits, row: logits.rows - 1, sampling: sampling, random: &random)
             generated.append(next)
             onToken(next)

@@ -64,7 +64,7 @@ package struct TextCorpus: Sendable {
 
     /// The file's text, and whether invalid UTF-8 had to be replaced.
     package static func decode(_ path: String) throws -> (String, Bool) {
-        guard let data = FileManager.default.contents(atPath: path) else { throw EngineError(path: path, "cannot read") }
+        let data = try FileAccess.contents(path, expected: "a text file")
         if let text = String(data: data, encoding: .utf8) { return (text, false) }
         return (String(decoding: data, as: UTF8.self), true)
     }

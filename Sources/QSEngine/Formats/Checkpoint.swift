@@ -46,17 +46,19 @@ package final class Checkpoint: @unchecked Sendable {
 
     /// Opens a Hugging Face folder, a .safetensors file or a .gguf file.
     package static func open(_ path: String) throws -> Checkpoint {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw EngineError(path: path, "no such file or folder")
+        switch FileAccess.kind(path) {
+        case .missing: throw EngineError(path: path, "no such file or folder")
+        case .directory: return try openFolder(path)
+        case .other(let kind):
+            throw EngineError(path: path, "is \(kind), not a model: expected a Hugging Face folder, a .safetensors file or a .gguf file")
+        case .regular: break
         }
-        if isDirectory.boolValue { return try openFolder(path) }
         if try hasGGUFMagic(path) { return try openGGUF(path) }
         if path.hasSuffix(".safetensors") {
             let file = try SafetensorsFile(path: path)
             let folder = (path as NSString).deletingLastPathComponent
             let configPath = (folder as NSString).appendingPathComponent("config.json")
-            let config = FileManager.default.fileExists(atPath: configPath) ? try readConfig(configPath) : nil
+            let config = FileAccess.kind(configPath) != .missing ? try readConfig(configPath) : nil
             return Checkpoint(
                 path: path, format: .safetensors, config: config, tensors: file.tensors,
                 metadata: file.metadata, companionFiles: [], gguf: nil)
@@ -67,13 +69,13 @@ package final class Checkpoint: @unchecked Sendable {
 
     private static func openFolder(_ path: String) throws -> Checkpoint {
         let configPath = (path as NSString).appendingPathComponent("config.json")
-        guard FileManager.default.fileExists(atPath: configPath) else {
+        guard FileAccess.kind(configPath) != .missing else {
             throw EngineError(path: path, "not a Hugging Face model folder: config.json is missing")
         }
         let config = try readConfig(configPath)
         let (tensors, metadata) = try SafetensorsCheckpoint.open(path)
         let companions = companionNames.map { (path as NSString).appendingPathComponent($0) }
-            .filter { FileManager.default.fileExists(atPath: $0) }
+            .filter { FileAccess.kind($0) == .regular }
         return Checkpoint(
             path: path, format: .safetensors, config: config, tensors: tensors, metadata: metadata,
             companionFiles: companions, gguf: nil)
@@ -98,17 +100,15 @@ package final class Checkpoint: @unchecked Sendable {
     }
 
     private static func readConfig(_ path: String) throws -> ModelConfig {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw EngineError(path: path, "cannot read")
-        }
-        return try ModelConfig(configJSON: data, path: path)
+        try ModelConfig(configJSONAt: path)
     }
 
     private static func hasGGUFMagic(_ path: String) throws -> Bool {
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw EngineError(path: path, "cannot open") }
-        defer { try? handle.close() }
-        let magic = (try? handle.read(upToCount: 4)) ?? Data()
-        return magic == Data("GGUF".utf8)
+        let fd = try FileAccess.openRegular(path, expected: "a model file")
+        defer { close(fd) }
+        var magic = [UInt8](repeating: 0, count: 4)
+        let count = magic.withUnsafeMutableBytes { read(fd, $0.baseAddress, 4) }
+        return count == 4 && magic == Array("GGUF".utf8)
     }
 
     /// The folder the checkpoint lives in (the path itself for a Hugging Face folder).

@@ -7,10 +7,11 @@ package enum Converter {
     package static let outputDTypes: [DType] = [.f32, .f16, .bf16]
 
     /// Writes `checkpoint` to the folder `output`, weights as `dtype`. The folder is built under
-    /// a temporary name and renamed at the end; the source is never written to.
+    /// a temporary name and swapped in at the end; the source is never written to. An existing
+    /// `output` needs `overwrite`, and keeps its other files (`AtomicWrite.createFolder`).
     /// `progress` gets (tensors done, tensor count).
     package static func convert(
-        _ checkpoint: Checkpoint, to output: String, dtype: DType, maxShardBytes: Int = 5 << 30,
+        _ checkpoint: Checkpoint, to output: String, dtype: DType, maxShardBytes: Int = 5 << 30, overwrite: Bool = false,
         progress: ((Int, Int) -> Void)? = nil
     ) throws {
         guard outputDTypes.contains(dtype) else {
@@ -19,6 +20,8 @@ package enum Converter {
         guard let config = checkpoint.config else {
             throw EngineError(path: checkpoint.path, "has no config.json beside it: a Hugging Face folder needs one")
         }
+        // A configuration that does not fit the tensors would be written as a folder nothing loads.
+        _ = try ModelLoader.names(for: checkpoint)
         try AtomicWrite.refuseOverwriting(output, protecting: [checkpoint.path])
         let configData = try configJSON(for: checkpoint, config: config, dtype: dtype)
         let tensors = checkpoint.tensors
@@ -35,7 +38,7 @@ package enum Converter {
                 progress?(done, tensors.count)
             }
         }
-        try AtomicWrite.createFolder(at: output, replacing: true, protecting: [checkpoint.path]) { folder in
+        try AtomicWrite.createFolder(at: output, overwrite: overwrite, protecting: [checkpoint.path]) { folder in
             try configData.write(to: URL(fileURLWithPath: (folder as NSString).appendingPathComponent("config.json")))
             _ = try SafetensorsWriter.write(toWrite, metadata: ["format": "pt"], toFolder: folder, maxShardBytes: maxShardBytes)
             for file in checkpoint.companionFiles {
@@ -57,7 +60,8 @@ package enum Converter {
         let torchDType = ["f32": "float32", "f16": "float16", "bf16": "bfloat16"][dtype.rawValue] ?? "float32"
         var source: Data?
         if checkpoint.format == .safetensors {
-            source = FileManager.default.contents(atPath: (checkpoint.folder as NSString).appendingPathComponent("config.json"))
+            let path = (checkpoint.folder as NSString).appendingPathComponent("config.json")
+            if FileAccess.kind(path) != .missing { source = try FileAccess.contents(path, expected: "config.json", limit: 64 << 20) }
         }
         guard let source else {
             var written = config

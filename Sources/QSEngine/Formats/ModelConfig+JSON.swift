@@ -29,13 +29,7 @@ extension ModelConfig {
 
     /// Reads config.json from a file.
     package init(configJSONAt path: String) throws {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw EngineError(path: path, "cannot read: \(error.localizedDescription)")
-        }
-        try self.init(configJSON: data, path: path)
+        try self.init(configJSON: try FileAccess.contents(path, expected: "config.json", limit: 64 << 20), path: path)
     }
 
     /// config.json text that transformers loads: the architecture's own key names, its

@@ -1,3 +1,4 @@
+import CQSKernels
 import Foundation
 
 #if canImport(Glibc)
@@ -25,47 +26,125 @@ package enum AtomicWrite {
         try file.commit()
     }
 
-    /// Builds a folder at `path` atomically: `body` fills a temporary sibling folder (its path
-    /// is the argument), which is then renamed to `path`; missing parent folders are created. An existing folder at `path` is
-    /// replaced only when `replacing` is set. When `body` throws, the temporary folder is removed.
+    /// Builds a folder at `path` atomically: `body` fills a temporary sibling folder (its path is
+    /// the argument), which then takes the place of `path` in one step. Missing parent folders
+    /// are created. Temporaries that killed writes left beside `path` are removed first.
+    ///
+    /// An existing folder at `path` is an error unless `overwrite` is set; then the new files
+    /// replace the files of the same names, and every other entry of the old folder is kept (it
+    /// is hard-linked into the new one before the swap, so no byte is copied and nothing qs did
+    /// not write is deleted). A folder that is not writable is refused. The swap is one
+    /// `renameat2(RENAME_EXCHANGE)`: a reader, or a kill at any moment, sees the old folder or the
+    /// new one, never a mix. When `body` throws, the temporary folder is removed.
     package static func createFolder(
-        at path: String, replacing: Bool = false, protecting: [String] = [], _ body: (String) throws -> Void
+        at path: String, overwrite: Bool = false, protecting: [String] = [], _ body: (String) throws -> Void
     ) throws {
         try refuseOverwriting(path, protecting: protecting)
+        try refuseWorkingFolder(path)
         let fileManager = FileManager.default
-        var isDirectory: ObjCBool = false
-        let exists = fileManager.fileExists(atPath: path, isDirectory: &isDirectory)
-        if exists && !replacing { throw EngineError(path: path, "already exists; choose another name or allow replacing it") }
-        if exists && !isDirectory.boolValue { throw EngineError(path: path, "exists and is not a folder") }
+        let exists: Bool
+        switch FileAccess.kind(path) {
+        case .missing: exists = false
+        case .directory: exists = true
+        case .regular, .other: throw EngineError(path: path, "exists and is not a folder")
+        }
+        if exists && !overwrite {
+            throw EngineError(path: path, "already exists; overwrite it (the model files are replaced, its other files kept) or choose another name")
+        }
+        if exists && !isWritable(path) { throw EngineError(path: path, "is read-only; make it writable to overwrite it, or choose another name") }
         let parent = parentFolder(of: path)
-        if !fileManager.fileExists(atPath: parent) {
+        if FileAccess.kind(parent) == .missing {
             do {
                 try fileManager.createDirectory(atPath: parent, withIntermediateDirectories: true)
             } catch {
                 throw EngineError(path: parent, "cannot create folder: \(error.localizedDescription)")
             }
         }
+        removeStaleTemporaries(of: path)
         let temporary = temporarySibling(of: path)
         guard mkdir(temporary, 0o755) == 0 else { throw EngineError(path: path, "cannot create a folder next to it: \(errorText())") }
         do {
             try body(temporary)
-            try syncDirectory(temporary)
             if exists {
-                let old = temporarySibling(of: path)
-                guard rename(path, old) == 0 else { throw EngineError(path: path, "cannot move the old folder aside: \(errorText())") }
-                guard rename(temporary, path) == 0 else {
-                    let message = errorText()
-                    _ = rename(old, path)
-                    throw EngineError(path: path, "cannot rename the new folder into place: \(message)")
+                try linkEntries(from: path, into: temporary)
+                try syncDirectory(temporary)
+                guard qs_exchange_paths(temporary, path) == 0 else {
+                    throw EngineError(path: path, "cannot swap the new folder into place: \(errorText())")
                 }
-                try? fileManager.removeItem(atPath: old)
+                // The old folder is now at the temporary name; its files live on in the new one.
+                try? fileManager.removeItem(atPath: temporary)
             } else {
+                try syncDirectory(temporary)
                 guard rename(temporary, path) == 0 else { throw EngineError(path: path, "cannot rename the new folder into place: \(errorText())") }
             }
-            try syncDirectory(parentFolder(of: path))
+            try syncDirectory(parent)
         } catch {
             try? fileManager.removeItem(atPath: temporary)
             throw error
+        }
+    }
+
+    /// Whether the folder may be written: permitted to this process, and not marked read-only
+    /// (no write bit at all), which root could otherwise ignore.
+    static func isWritable(_ path: String) -> Bool {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return false }
+        return access(path, W_OK) == 0 && (info.st_mode & 0o222) != 0
+    }
+
+    /// Refuses to replace the working folder or a folder above it: the process would be left in
+    /// the folder that was swapped out.
+    static func refuseWorkingFolder(_ path: String) throws {
+        let target = resolved(path)
+        let working = resolved(FileManager.default.currentDirectoryPath)
+        if working == target || working.hasPrefix(target == "/" ? "/" : target + "/") {
+            throw EngineError(path: path, "is the current folder or one above it; write into a new folder instead")
+        }
+    }
+
+    /// Hard-links every entry of `old` that `new` does not have into `new`, folders entry by
+    /// entry, so the swap keeps them.
+    static func linkEntries(from old: String, into new: String) throws {
+        let fileManager = FileManager.default
+        let entries: [String]
+        do {
+            entries = try fileManager.contentsOfDirectory(atPath: old)
+        } catch {
+            throw EngineError(path: old, "cannot list the folder: \(error.localizedDescription)")
+        }
+        for name in entries {
+            let source = (old as NSString).appendingPathComponent(name)
+            let target = (new as NSString).appendingPathComponent(name)
+            var info = stat()
+            guard lstat(source, &info) == 0 else { throw EngineError(path: source, "cannot read: \(errorText())") }
+            if (info.st_mode & S_IFMT) == S_IFDIR {
+                var existing = stat()
+                if lstat(target, &existing) == 0 {
+                    if (existing.st_mode & S_IFMT) == S_IFDIR { try linkEntries(from: source, into: target) }
+                    continue
+                }
+                guard mkdir(target, info.st_mode & 0o7777) == 0 else { throw EngineError(path: target, "cannot create: \(errorText())") }
+                try linkEntries(from: source, into: target)
+            } else {
+                var existing = stat()
+                if lstat(target, &existing) == 0 { continue }
+                guard linkat(AT_FDCWD, source, AT_FDCWD, target, 0) == 0 else {
+                    throw EngineError(path: source, "cannot keep it in the new folder (hard link failed: \(errorText())); nothing was changed")
+                }
+            }
+        }
+    }
+
+    /// Removes the temporaries of `path` (files or folders) that writes left when their process
+    /// was killed: hidden siblings named by `temporarySibling` whose process is gone.
+    package static func removeStaleTemporaries(of path: String) {
+        let parent = parentFolder(of: path)
+        let prefix = ".\((path as NSString).lastPathComponent).qs-tmp-"
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: parent) else { return }
+        for name in entries where name.hasPrefix(prefix) {
+            guard let pid = Int32(name.dropFirst(prefix.count).prefix { $0 != "-" }), pid > 0 else { continue }
+            if kill(pid, 0) == 0 || errno != ESRCH { continue }
+            try? FileManager.default.removeItem(atPath: (parent as NSString).appendingPathComponent(name))
         }
     }
 
@@ -134,6 +213,7 @@ package final class PendingFile {
     /// Creates the temporary file (mode 0644 before the umask).
     package init(destination: String) throws {
         self.destination = destination
+        AtomicWrite.removeStaleTemporaries(of: destination)
         temporaryPath = AtomicWrite.temporarySibling(of: destination)
         descriptor = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else {

@@ -14,12 +14,10 @@ package final class MappedFile: @unchecked Sendable {
 
     package init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw EngineError(path: path, "cannot open: \(String(cString: strerror(errno)))") }
+        let fd = try FileAccess.openRegular(path, expected: "a model file")
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw EngineError(path: path, "cannot stat: \(String(cString: strerror(errno)))") }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { throw EngineError(path: path, "is not a regular file") }
         let size = Int(info.st_size)
         if size == 0 {
             bytes = UnsafeRawBufferPointer(start: nil, count: 0)

@@ -15,34 +15,37 @@ struct TokenText: Hashable, Sendable {
     }
 }
 
-/// A vocabulary: token text to id and back.
+/// A vocabulary: token text to id and back. Ids come from the file and may have gaps, so the
+/// id → text map is a dictionary: nothing is sized by an id (an id of 2^40 costs one entry).
 struct TokenVocabulary: Sendable {
     private(set) var ids: [TokenText: Int] = [:]
-    /// The text of each id (nil where no token has that id).
-    private(set) var tokens: [String?] = []
+    /// The text of each id that has a token.
+    private(set) var tokens: [Int: String] = [:]
+    /// One more than the largest id (0 when empty).
+    private(set) var upperBound = 0
 
     init() {}
 
-    /// Fails (returning the text) on a token that appears twice or an id below zero.
+    /// Fails (returning the text) on a token that appears twice or an id below zero; of two
+    /// tokens with one id, the first is the id's text.
     init(_ entries: some Sequence<(String, Int)>) throws(TokenVocabularyError) {
         for (text, id) in entries {
             guard id >= 0 else { throw .negativeID(text) }
             guard ids.updateValue(id, forKey: TokenText(text)) == nil else { throw .duplicate(text) }
-            if id >= tokens.count { tokens.append(contentsOf: repeatElement(nil, count: id + 1 - tokens.count)) }
-            tokens[id] = text
+            if tokens[id] == nil { tokens[id] = text }
+            upperBound = max(upperBound, id + 1)
         }
     }
 
     subscript(text: TokenText) -> Int? { ids[text] }
     subscript(text: String) -> Int? { ids[TokenText(text)] }
 
-    func token(_ id: Int) -> String? { id >= 0 && id < tokens.count ? tokens[id] : nil }
+    func token(_ id: Int) -> String? { tokens[id] }
 
     var count: Int { ids.count }
-    var upperBound: Int { tokens.count }
 
     /// The entries in id order.
-    var ordered: [(String, Int)] { tokens.enumerated().compactMap { id, text in text.map { ($0, id) } } }
+    var ordered: [(String, Int)] { tokens.sorted { $0.key < $1.key }.map { ($0.value, $0.key) } }
 }
 
 /// Why a vocabulary cannot be built.

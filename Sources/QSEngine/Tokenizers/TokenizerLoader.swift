@@ -8,12 +8,13 @@ extension Tokenizer {
         if let gguf = checkpoint.gguf { return try fromGGUF(gguf) }
         let folder = checkpoint.folder
         let path = (folder as NSString).appendingPathComponent("tokenizer.json")
-        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        guard FileAccess.kind(path) != .missing else { return nil }
+        let data = try FileAccess.contents(path, expected: "tokenizer.json")
         var tokenizer = try Tokenizer(tokenizerJSON: data, path: path)
         for name in ["special_tokens_map.json", "tokenizer_config.json"] {
             let configPath = (folder as NSString).appendingPathComponent(name)
-            if let config = FileManager.default.contents(atPath: configPath) {
-                try tokenizer.applySpecialTokens(configJSON: config, path: configPath)
+            if FileAccess.kind(configPath) != .missing {
+                try tokenizer.applySpecialTokens(configJSON: try FileAccess.contents(configPath, expected: name), path: configPath)
             }
         }
         return tokenizer

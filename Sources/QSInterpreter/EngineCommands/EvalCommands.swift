@@ -77,7 +77,7 @@ enum GenerateCommand: Command {
                     ArgumentSpec("top_k", .integer, help: "sample among the k most likely tokens", range: 1...1_000_000),
                     ArgumentSpec("seed", .integer, help: "sampling seed (default: the 'seed' setting)", range: 0...4_294_967_295),
                 ],
-                resultFields: [("text", "the generated text"), ("tokens", "tokens generated"), ("prefill_tok_s", "prompt tokens per second"), ("decode_tok_s", "generated tokens per second")],
+                resultFields: [("text", "the generated text"), ("tokens", "tokens generated"), ("prefill_tok_s", "prompt tokens per second"), ("decode_tok_s", "generated tokens per second (when two or more were generated)")],
                 examples: ["generate \"Once upon a time\" tokens=32", "generate \"The sea\" temperature=0.8 top_k=40 seed=1"])
 
     static func run(_ invocation: CommandInvocation, _ session: Session) throws -> Value {
@@ -111,11 +111,13 @@ enum GenerateCommand: Command {
         let text = tokenizer.decode(result.tokens, skipSpecialTokens: true)
         if text.count > shown.count, text.hasPrefix(shown) { session.output(String(text.dropFirst(shown.count))) }
         session.output("\n")
-        return .record(Record([
+        var record = Record([
             ("text", .string(text)), ("tokens", .number(Double(result.tokens.count))),
             ("prefill_tok_s", .number(result.prefillTokensPerSecond.rounded())),
-            ("decode_tok_s", .number((result.decodeTokensPerSecond * 10).rounded() / 10)),
-        ]))
+        ])
+        // One token times no decoding step: no decode speed rather than 0 tok/s.
+        if result.tokens.count >= 2 { record["decode_tok_s"] = .number((result.decodeTokensPerSecond * 10).rounded() / 10) }
+        return .record(record)
     }
 }
 
@@ -125,7 +127,8 @@ enum BenchCommand: Command {
                 "bench", summary: "Measure prefill and decode speed and peak memory.",
                 options: [
                     ArgumentSpec("prompt", .integer, help: "prompt tokens (taken from the eval text)", default: .number(512), range: 1...131_072),
-                    ArgumentSpec("gen", .integer, help: "tokens to generate", default: .number(128), range: 1...131_072),
+                    // Decoding is timed from the second generated token on: one alone times nothing.
+                    ArgumentSpec("gen", .integer, help: "tokens to generate (at least 2: decoding is timed after the first)", default: .number(128), range: 2...131_072),
                 ],
                 resultFields: [
                     ("prefill_tok_s", "prompt tokens per second"), ("decode_tok_s", "generated tokens per second"),
@@ -191,6 +194,18 @@ extension Session {
     }
 
 
+    /// When a measured number is NaN or infinite, it stays so in the record (printed as nan),
+    /// and a warning says where the model's values first stop being finite.
+    static func warnIfNotFinite(
+        _ fields: [(name: String, value: Value)], model: BlockModel, tokens: [Int], invocation: CommandInvocation,
+        session: Session
+    ) throws {
+        let bad = fields.filter { if case .number(let x) = $0.value { !x.isFinite } else { false } }.map(\.name)
+        guard !bad.isEmpty else { return }
+        let location = try NonFiniteProbe.locate(model, tokens: tokens) ?? "every weight and activation of the first window is finite"
+        session.warn(invocation, "\(bad.joined(separator: ", ")) \(bad.count == 1 ? "is" : "are") not finite: \(location)")
+    }
+
     static func evalLanguageModel(
         kind: String, text: String, model: CausalLanguageModel, loaded: LoadedModel, invocation: CommandInvocation,
         session: Session
@@ -202,6 +217,9 @@ extension Session {
         guard stride <= context else { throw CommandError.invalidArgument("stride", "must not exceed ctx (\(context))") }
         if limit > 0, context > limit {
             throw CommandError.invalidArgument("ctx", "\(context) is longer than \(loaded.name) allows (\(limit))")
+        }
+        guard context >= 2 else {
+            throw CommandError.failed("\(loaded.name) takes \(limit) position(s) (max_position_embeddings); a window that scores a token needs at least 2")
         }
         let bos = invocation.has("bos")
         let ids = try tokens(of: text, count: try invocation.integer("tokens"), bos: bos, loaded: loaded, session: session, invocation: invocation)
@@ -252,6 +270,7 @@ extension Session {
             session.output("eval ppl  \(protocolLine)\n")
             session.output(comparisonTable(now: Record(fields + sizeNow), base: loaded.isModified ? baseline : nil))
         }
+        try warnIfNotFinite(fields, model: model, tokens: Array(ids.prefix(context)), invocation: invocation, session: session)
         var record = Record(fields)
         for (name, value) in [("text", Value.string(text)), ("tokens", .number(Double(ids.count))), ("ctx", .number(Double(context))), ("stride", .number(Double(stride))), ("bos", .bool(bos))] {
             record[name] = value
@@ -293,6 +312,7 @@ extension Session {
                 progress: { bar.update($0, of: $1) }, isCancelled: session.isCancelled)
             bar.finish()
             fields = [("cosine", .number(r.meanCosine)), ("cosine_min", .number(r.worstCosine)), ("sentences", .number(Double(r.sentences)))]
+            try warnIfNotFinite(fields, model: model, tokens: sentences.first.map(encode) ?? [], invocation: invocation, session: session)
             session.output("eval embed  \(text): \(r.sentences) sentences\n  mean cosine \(fmt(r.meanCosine, 6))  worst \(fmt(r.worstCosine, 6))\n")
         } else {
             let folder: String
@@ -315,6 +335,7 @@ extension Session {
             let accuracy = try EncoderEvaluation.nearestCentroidAccuracy(
                 model: model, train: train, test: test, classes: split.topics.count, isCancelled: session.isCancelled)
             fields = [("accuracy", .number(accuracy)), ("train", .number(Double(train.count))), ("test", .number(Double(test.count))), ("topics", .list(split.topics.map { .string($0) }))]
+            try warnIfNotFinite(fields, model: model, tokens: train.first?.ids ?? [], invocation: invocation, session: session)
             let key = "classify|\(text)|\(trainCount)|\(testCount)"
             if !loaded.isModified {
                 session.workspace.baselines[key] = .number(accuracy)

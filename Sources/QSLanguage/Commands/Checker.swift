@@ -9,6 +9,10 @@ package struct Checker {
     /// Variables that exist before the file runs (a REPL session's).
     package var knownVariables: Set<String> = []
 
+    /// How deep `use` may chain files (a file that imports one that imports one ...). `qs run`
+    /// stops at the same depth.
+    package static let maxImportDepth = 64
+
     package init(table: CommandTable, resolveImport: ((ImportTarget, SourceFile) -> Result<SourceFile, Diagnostic>)? = nil) {
         self.table = table
         self.resolveImport = resolveImport
@@ -65,6 +69,10 @@ package struct Checker {
                     let chain = Array(stack.drop { $0 != imported.name }) + [file.name, imported.name]
                     state.diagnostics.append(.importCycle(chain, file: file, range: target.range))
                 } else if !state.loaded.contains(imported.name) {
+                    guard stack.count + 1 < Checker.maxImportDepth else {
+                        state.diagnostics.append(.importTooDeep(limit: Checker.maxImportDepth, file: file, range: target.range))
+                        continue
+                    }
                     load(imported, stack: stack + [file.name], state: &state)
                 }
             }

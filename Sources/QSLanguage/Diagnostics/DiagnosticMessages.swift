@@ -71,6 +71,22 @@ extension Diagnostic {
         error("nesting is too deep (more than \(limit) levels)", file, range)
     }
 
+    package static func importTooDeep(limit: Int, file: SourceFile, range: SourceRange) -> Diagnostic {
+        error("imports chain more than \(limit) files deep", file, range).noting("a file imported by a file imported by ... stops here; import the recipes from fewer levels")
+    }
+
+    package static func valueTooLarge(_ what: String, limit: String, file: SourceFile, range: SourceRange) -> Diagnostic {
+        error("this would make \(what); values are at most \(limit)", file, range)
+    }
+
+    package static func valueTooDeep(limit: Int, file: SourceFile, range: SourceRange) -> Diagnostic {
+        error("lists nest more than \(limit) deep here", file, range)
+    }
+
+    package static func tooManyErrors(limit: Int, file: SourceFile, range: SourceRange) -> Diagnostic {
+        error("more than \(limit) errors: the rest of the file is not read", file, range)
+    }
+
     package static func unmatchedClosingBrace(file: SourceFile, range: SourceRange) -> Diagnostic {
         error("'}' does not close any block", file, range)
     }

@@ -50,9 +50,40 @@ package struct DiagnosticRenderer: Sendable {
         self.init(style: color ? ColorStyle() : PlainStyle())
     }
 
-    /// All diagnostics, separated by blank lines, ending with a line break.
+    /// Diagnostics shown for one file before the rest are summed up in a line, as compilers do:
+    /// a binary or garbled file must not print one screen per byte.
+    package static let limitPerFile = 20
+    /// The longest source line shown whole; a longer one is cut around the caret.
+    package static let maxLineWidth = 160
+
+    /// All diagnostics, separated by blank lines, ending with a line break; past `limitPerFile`
+    /// for a file, one line says how many more there are.
     package func render(_ diagnostics: [Diagnostic]) -> String {
-        diagnostics.map(render).joined(separator: "\n")
+        var shown: [String: Int] = [:]
+        var hidden: [(file: String, errors: Int, others: Int)] = []
+        var parts: [String] = []
+        for diagnostic in diagnostics {
+            let name = diagnostic.file.name
+            let count = shown[name, default: 0]
+            if count < Self.limitPerFile {
+                parts.append(render(diagnostic))
+                shown[name] = count + 1
+                continue
+            }
+            let isError = diagnostic.severity == .error
+            if let index = hidden.firstIndex(where: { $0.file == name }) {
+                if isError { hidden[index].errors += 1 } else { hidden[index].others += 1 }
+            } else {
+                hidden.append((name, isError ? 1 : 0, isError ? 0 : 1))
+            }
+        }
+        for (file, errors, others) in hidden {
+            var counts: [String] = []
+            if errors > 0 { counts.append("\(errors) more error\(errors == 1 ? "" : "s")") }
+            if others > 0 { counts.append("\(others) more warning\(others == 1 ? "" : "s") and note\(others == 1 ? "" : "s")") }
+            parts.append(style.decorate("\(file):", as: .location) + " " + counts.joined(separator: " and ") + " not shown\n")
+        }
+        return parts.joined(separator: "\n")
     }
 
     /// One diagnostic with its source line, caret, notes and fix-its, ending with a line break.
@@ -88,18 +119,31 @@ package struct DiagnosticRenderer: Sendable {
     }
 
     /// The source line in a numbered gutter, and a caret with tildes under the range (cut at the
-    /// end of the line).
+    /// end of the line). A line longer than `maxLineWidth` is shown as the part around the caret,
+    /// with `…` where it was cut.
     private func excerpt(_ file: SourceFile, _ range: SourceRange, location: SourceLocation, gutterWidth: Int) -> String {
         let line = file.lineRange(containing: range.start)
-        let text = file.text(line).map { $0 == "\t" ? " " : $0 }
+        var text = Array(file.text(line).unicodeScalars.map { $0 == "\t" ? " " : $0 })
         let number = String(location.line)
         let gutter = String(repeating: " ", count: gutterWidth - number.count) + number
         let blank = String(repeating: " ", count: gutterWidth)
         let underlineEnd = min(range.end, line.end)
-        let width = underlineEnd > range.start ? file.characterCount(file.bytes[range.start..<underlineEnd]) : 1
+        var width = underlineEnd > range.start ? file.characterCount(file.bytes[range.start..<underlineEnd]) : 1
+        var column = location.column
+        if text.count > Self.maxLineWidth {
+            let window = Self.maxLineWidth - 2
+            let first = max(0, min(column - 1 - window / 2, text.count - window))
+            let last = min(text.count, first + window)
+            text = (first > 0 ? ["…"] : []) + Array(text[first..<last]) + (last < text.count ? ["…"] : [])
+            let caret = column - 1
+            width = max(1, min(width, last - caret))
+            column = caret - first + 1 + (first > 0 ? 1 : 0)
+        }
         let marker = "^" + String(repeating: "~", count: max(0, width - 1))
-        return style.decorate(gutter + " |", as: .gutter) + (text.isEmpty ? "" : " " + String(text)) + "\n"
-            + style.decorate(blank + " |", as: .gutter) + " " + String(repeating: " ", count: location.column - 1)
+        var shown = ""
+        shown.unicodeScalars.append(contentsOf: text)
+        return style.decorate(gutter + " |", as: .gutter) + (shown.isEmpty ? "" : " " + shown) + "\n"
+            + style.decorate(blank + " |", as: .gutter) + " " + String(repeating: " ", count: max(0, column - 1))
             + style.decorate(marker, as: .highlight) + "\n"
     }
 }

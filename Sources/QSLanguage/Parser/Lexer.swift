@@ -6,6 +6,17 @@ package struct Lexer {
     private var position: Int
     private let end: Int
     package private(set) var diagnostics: [Diagnostic] = []
+    /// Diagnostics kept at most: a binary or garbled file of megabytes would otherwise make one
+    /// per byte. The renderer shows the first few of a file anyway.
+    static let maxDiagnostics = 10_000
+
+    /// Whether another diagnostic is still kept (check before building one: a file of bad bytes
+    /// would spend its time formatting messages nobody sees).
+    var keepsDiagnostics: Bool { diagnostics.count < Self.maxDiagnostics }
+
+    mutating func report(_ diagnostic: Diagnostic) {
+        if keepsDiagnostics { diagnostics.append(diagnostic) }
+    }
 
     package init(file: SourceFile, range: SourceRange? = nil) {
         self.file = file
@@ -66,7 +77,7 @@ package struct Lexer {
             return token(.symbol(symbol))
         }
         position += byte >= 0x80 ? utf8Length(byte) : 1
-        diagnostics.append(.unexpectedCharacter(file: file, range: SourceRange(start, position)))
+        if keepsDiagnostics { report(.unexpectedCharacter(file: file, range: SourceRange(start, position))) }
         return token(.invalid)
     }
 
@@ -222,13 +233,13 @@ package struct Lexer {
                 position += 1
                 if let next = peek(), next != UInt8(ascii: "\n"), next != UInt8(ascii: "\r") { position += 1 }
             case UInt8(ascii: "\n"), UInt8(ascii: "\r"):
-                diagnostics.append(.unterminatedString(file: file, range: SourceRange(start, position)))
+                report(.unterminatedString(file: file, range: SourceRange(start, position)))
                 return
             default:
                 position += 1
             }
         }
-        diagnostics.append(.unterminatedString(file: file, range: SourceRange(start, position)))
+        report(.unterminatedString(file: file, range: SourceRange(start, position)))
     }
 
     private func utf8Length(_ lead: UInt8) -> Int {

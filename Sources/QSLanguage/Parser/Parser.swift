@@ -4,6 +4,9 @@
 package struct Parser {
     /// How deep blocks and expressions may nest.
     package static let maxNestingDepth = 64
+    /// Past this many diagnostics the rest of a file is not parsed (it is not a script, or it
+    /// is beyond repair); the renderer shows the first few anyway.
+    package static let maxDiagnostics = 1000
 
     package let file: SourceFile
     var tokens: [Token]
@@ -110,6 +113,11 @@ package struct Parser {
         while !abandoned {
             while current.kind == .newline || isSymbol(.semicolon) { advance() }
             if current.kind == .end { break }
+            if diagnostics.count >= Parser.maxDiagnostics {
+                diagnostics.append(.tooManyErrors(limit: Parser.maxDiagnostics, file: file, range: current.range))
+                abandoned = true
+                break
+            }
             if isSymbol(.rightBrace) {
                 if inBlock { break }
                 diagnostics.append(.unmatchedClosingBrace(file: file, range: current.range))

@@ -75,6 +75,7 @@ package enum GPT2Family: ArchitectureDefinition {
                 ModuleSpec("norm", "ln_f", .norm, weight: [hidden], bias: [hidden]),
                 ModuleSpec("head", "lm_head", .head, weight: [D(c.vocabSize, "vocab_size"), hidden], optional: c.tieWordEmbeddings),
             ],
+            layerCountKey: "n_layer",
             unprefixed: ["lm_head"],
             optionalPrefixes: ["", "transformer."],
             // The causal-mask buffers older checkpoints saved with the weights.

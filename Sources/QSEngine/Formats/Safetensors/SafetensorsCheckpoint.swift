@@ -32,12 +32,7 @@ package enum SafetensorsCheckpoint {
 
     /// The tensor → shard map of an index file, with shard names in order of first mention.
     package static func readIndex(_ path: String) throws -> (weightMap: [(tensor: String, shard: String)], shards: [String]) {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw EngineError(path: path, "cannot read: \(error.localizedDescription)")
-        }
+        let data = try FileAccess.contents(path, expected: "an index file", limit: 256 << 20)
         let json: StrictJSON
         do {
             json = try data.withUnsafeBytes { (bytes) throws(StrictJSONError) -> StrictJSON in try StrictJSON.parse(bytes) }
@@ -56,12 +51,14 @@ package enum SafetensorsCheckpoint {
             guard case .string(let shard) = entry.value else {
                 throw EngineError(path: path, subject: entry.key, "weight_map entry is \(entry.value.typeName), expected a shard file name")
             }
-            guard !shard.isEmpty, !shard.hasPrefix("/") else {
+            // A shard is a file of the index's own folder: no path that could lead outside it.
+            guard !shard.isEmpty, shard != ".", shard != "..", !shard.contains("/"), !shard.contains("\\"), !shard.contains("\0") else {
                 throw EngineError(path: path, subject: entry.key, "weight_map names shard '\(shard)', expected a file name in the same folder")
             }
             map.append((entry.key, shard))
             if seenShards.insert(shard).inserted { shards.append(shard) }
         }
+        guard !map.isEmpty else { throw EngineError(path: path, subject: "weight_map", "index lists no tensors") }
         return (map, shards)
     }
 
