@@ -50,3 +50,39 @@ struct RendererTests {
         #expect(TestCommands.table.summaryText.hasPrefix("load       Load a model.\n"))
     }
 }
+
+/// Output stays bounded whatever the input: a file shows its first diagnostics and the count of
+/// the rest, and a long line is cut around the caret.
+struct BoundedOutputTests {
+    @Test func diagnosticsPastTheLimitAreCounted() {
+        let file = SourceFile(name: "a.qs", text: String(repeating: "@\n", count: 30))
+        let (_, diagnostics) = Parser.parse(file)
+        #expect(diagnostics.count == 30)
+        let rendered = DiagnosticRenderer().render(diagnostics)
+        #expect(rendered.components(separatedBy: ": error: ").count - 1 == DiagnosticRenderer.limitPerFile)
+        #expect(rendered.hasSuffix("a.qs: 10 more errors not shown\n"))
+        // Another file's diagnostics have their own allowance.
+        let other = Parser.parse(SourceFile(name: "b.qs", text: "@")).diagnostics
+        #expect(DiagnosticRenderer().render(diagnostics + other).contains("b.qs:1:1: error:"))
+    }
+
+    @Test func aLongLineIsCutAroundTheCaret() {
+        let line = String(repeating: "a", count: 500) + " @ " + String(repeating: "b", count: 500)
+        let rendered = DiagnosticRenderer().render(Parser.parse(SourceFile(name: "a.qs", text: line)).diagnostics[0])
+        let lines = rendered.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines[0] == "a.qs:1:502: error: unexpected character '@'")
+        #expect(lines[1].hasPrefix("1 | …") && lines[1].hasSuffix("…"))
+        #expect(lines[1].count <= DiagnosticRenderer.maxLineWidth + 4)
+        // The caret still points at the '@'.
+        let caret = lines[2].firstIndex(of: "^")!
+        let at = lines[1].firstIndex(of: "@")!
+        #expect(lines[2].distance(from: lines[2].startIndex, to: caret) == lines[1].distance(from: lines[1].startIndex, to: at))
+    }
+
+    @Test func megabytesOfBadBytesStayBounded() {
+        let bytes = [UInt8]((0 ..< 1_000_000).map { $0 % 3 == 0 ? 0x0A : 0xFF })
+        let (_, diagnostics) = Parser.parse(SourceFile(name: "bin.qs", bytes: bytes))
+        #expect(diagnostics.count <= Lexer.maxDiagnostics + 1)
+        #expect(diagnostics.last?.message.contains("the rest of the file is not read") == true)
+    }
+}
