@@ -39,6 +39,11 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "qs-bench", dependencies: ["QSEngine"]),
+        // Fuzz harnesses (safetensors, GGUF, config.json, tokenizer.json, .qs) that drive each input
+        // as far as a forward pass; `qs-fuzz` runs them under libFuzzer (scripts/fuzz builds it
+        // with -sanitize=fuzzer) or replays inputs, as the suite does with the committed cases.
+        .target(name: "QSFuzzing", dependencies: ["QSEngine", "QSInterpreter", "QSLanguage"]),
+        .executableTarget(name: "qs-fuzz", dependencies: ["QSFuzzing"]),
         // A REPL with a fake evaluator and completion source, driven in a pseudo-terminal by
         // QSREPLTests until the interpreter can stand in for it.
         .executableTarget(name: "qs-repl-demo", dependencies: ["QSREPL"]),
@@ -46,7 +51,7 @@ let package = Package(
         .target(name: "QSTestSupport", dependencies: ["QSEngine"], path: "Tests/QSTestSupport"),
         .testTarget(name: "QSLanguageTests", dependencies: ["QSLanguage", "QSTestSupport"]),
         .testTarget(name: "QSEngineTests", dependencies: ["QSEngine", "QSTestSupport"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "QSInterpreterTests", dependencies: ["QSInterpreter", "QSLanguage", "QSEngine", "QSTestSupport"]),
+        .testTarget(name: "QSInterpreterTests", dependencies: ["QSInterpreter", "QSLanguage", "QSEngine", "QSFuzzing", "QSTestSupport"]),
         .testTarget(name: "QSREPLTests", dependencies: ["QSREPL", "QSInterpreter", "QSTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

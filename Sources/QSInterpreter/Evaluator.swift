@@ -27,6 +27,10 @@ struct Evaluator {
     }
 
     mutating func execute(_ statement: Statement, in scope: Environment) throws -> Value {
+        if let limit = session.stepLimit {
+            session.steps += 1
+            if session.steps > limit { throw Diagnostic.stepLimitReached(limit, file: file, range: statement.range) }
+        }
         switch statement.kind {
         case .command(let call):
             if call.arguments.isEmpty, session.recipes[call.name.text] == nil, session.commands.table[call.name.text] == nil,

@@ -76,6 +76,12 @@ package final class Session {
     /// Files being imported right now, outermost first, to report cycles.
     var importStack: [String] = []
 
+    /// When set, a run stops with an error after this many statements (the fuzzer's bound on
+    /// scripts that would loop for hours; a person stops those with Ctrl-C).
+    package var stepLimit: Int?
+    /// Statements run since the last `run` began.
+    var steps = 0
+
     /// How deeply recipe calls may nest before the run stops with an error.
     package static let maxRecipeDepth = 64
 
@@ -159,6 +165,7 @@ package final class Session {
             guard problems.isEmpty else { throw DiagnosticList(problems) }
         }
         importStack = [canonicalPath(file.name)]
+        steps = 0
         defer { importStack = [] }
         do {
             var evaluator = Evaluator(session: self, file: file, depth: 0)

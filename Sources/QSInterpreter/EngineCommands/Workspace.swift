@@ -15,7 +15,7 @@ package final class LoadedModel {
     package let tokenizerProblem: String?
     private var referenceModel: BlockModel?
 
-    init(name: String, checkpoint: Checkpoint) throws {
+    package init(name: String, checkpoint: Checkpoint) throws {
         self.name = name
         self.checkpoint = checkpoint
         model = try ModelLoader.model(for: checkpoint)

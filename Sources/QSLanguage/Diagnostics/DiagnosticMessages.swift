@@ -83,6 +83,10 @@ extension Diagnostic {
         error("lists nest more than \(limit) deep here", file, range)
     }
 
+    package static func stepLimitReached(_ limit: Int, file: SourceFile, range: SourceRange) -> Diagnostic {
+        error("the script ran more than \(limit) statements and was stopped", file, range)
+    }
+
     package static func tooManyErrors(limit: Int, file: SourceFile, range: SourceRange) -> Diagnostic {
         error("more than \(limit) errors: the rest of the file is not read", file, range)
     }
