@@ -35,7 +35,10 @@ struct QS: ParsableCommand {
         } catch {
             let code = exitCode(for: error)
             if code == .validationFailure {
-                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                // ArgumentParser says "Error: ..."; qs's own errors read "qs: error: ...".
+                var message = fullMessage(for: error)
+                if message.hasPrefix("Error: ") { message = "qs: error: " + message.dropFirst("Error: ".count) }
+                FileHandle.standardError.write(Data((message + "\n").utf8))
                 Foundation.exit(2)
             }
             exit(withError: error)

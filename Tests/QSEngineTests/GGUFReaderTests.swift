@@ -357,7 +357,8 @@ import Testing
         b.u64(1 << 62)
         b.tensor("blk.0.attn_q.weight", dims: [4, 4], type: 0, offset: 0)
         b.pad(extra: 64)
-        try expectError(b, subject: "blk.0.attn_q.weight", containing: "rotary pairs")
+        // Refused at the key, before any shape is computed from it.
+        try expectError(b, subject: "llama.attention.head_count", containing: "larger than any model's")
     }
 
     @Test func missingConfigKeyIsNamed() throws {

@@ -1,4 +1,5 @@
 import Foundation
+import QSTestSupport
 import Testing
 
 @testable import QSEngine
@@ -69,7 +70,7 @@ import Testing
         let headerEnd = 8 + Int(original.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }.littleEndian)
         let folder = try SafetensorsFixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        var random = SeededBytes(state: 0x5AFE_7E45)
+        var random = TestGenerator(seed: 0x5AFE_7E45)
         var outcome = (accepted: 0, rejected: 0)
         for _ in 0 ..< 2000 {
             var bytes = original
@@ -100,7 +101,7 @@ import Testing
         let tensorIndices = members.indices.filter { members[$0].key != "__metadata__" }
         let folder = try SafetensorsFixtures.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        var random = SeededBytes(state: 42)
+        var random = TestGenerator(seed: 42)
         var outcome = (accepted: 0, rejected: 0)
 
         let dtypes: [StrictJSON] = DType.allCases.compactMap { $0.safetensorsName }.map { .string($0) }

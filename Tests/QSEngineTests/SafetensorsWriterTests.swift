@@ -1,29 +1,21 @@
 import Foundation
+import QSTestSupport
 import Testing
 
 @testable import QSEngine
 
-/// A reproducible byte stream (SplitMix64) for test data and mutations.
-struct SeededBytes {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+extension TestGenerator {
+    /// A number below `bound`.
     mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
 
+    /// `count` reproducible bytes.
     mutating func bytes(_ count: Int) -> [UInt8] { (0 ..< count).map { _ in UInt8(truncatingIfNeeded: next()) } }
 }
 
 @Suite struct SafetensorsWriterTests {
     /// Tensors of mixed dtypes with reproducible contents, and their bytes by name.
     static func sampleTensors(seed: UInt64 = 1) throws -> ([TensorToWrite], [String: [UInt8]]) {
-        var random = SeededBytes(state: seed)
+        var random = TestGenerator(seed: seed)
         let specs: [(String, DType, [Int])] = [
             ("model.embed.weight", .f16, [7, 3]), ("model.norm.weight", .f32, [5]), ("flag", .bool, [3]),
             ("layer.0.q", .bf16, [4, 4]), ("counts", .i64, [2]), ("scalar", .f64, []), ("empty", .f32, [0, 3]),

@@ -99,14 +99,20 @@ package struct ConfigReader {
     /// A positive integer that must be present.
     mutating func size(_ key: String, for architecture: Architecture) throws -> Int {
         guard let number = try int(key) else { throw failure(key, "is missing; a \(architecture.rawValue) config.json needs it") }
-        guard number > 0 else { throw failure(key, "is \(number), expected a positive integer") }
-        return number
+        return try checkedSize(number, key)
     }
 
     /// A positive integer, or `fallback` when absent.
     mutating func size(_ key: String, default fallback: Int) throws -> Int {
         guard let number = try int(key) else { return fallback }
+        return try checkedSize(number, key)
+    }
+
+    /// A size in 1 ... `ModelConfig.maxSize`, so that the products the shapes are made of
+    /// (heads × head_dim, 3 × hidden) cannot overflow.
+    func checkedSize(_ number: Int, _ key: String) throws -> Int {
         guard number > 0 else { throw failure(key, "is \(number), expected a positive integer") }
+        guard number <= ModelConfig.maxSize else { throw failure(key, "is \(number), larger than any model's (at most \(ModelConfig.maxSize))") }
         return number
     }
 

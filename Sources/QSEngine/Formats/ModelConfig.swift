@@ -1,6 +1,10 @@
 /// A model's configuration, typed, whether it came from config.json or GGUF metadata.
 /// Field names follow transformers' config.json keys.
 package struct ModelConfig: Sendable, Equatable {
+    /// The largest size any dimension, count or id of a configuration may have (2^31 − 1):
+    /// products of two sizes then fit an Int, and no real model comes near it.
+    package static let maxSize = Int(Int32.max)
+
     package var architecture: Architecture
     package var vocabSize: Int
     package var hiddenSize: Int

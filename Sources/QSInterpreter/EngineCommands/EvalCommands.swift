@@ -300,7 +300,9 @@ extension Session {
     ) throws -> Value {
         let tokenizer = try loaded.requireTokenizer()
         guard let reference = try loaded.reference as? BERTModel else { throw CommandError.failed("no reference model") }
-        let encode: (String) -> [Int] = { Array(tokenizer.encode($0, addSpecialTokens: true).prefix(EncoderEvaluation.maxTokens)) }
+        // Texts are cut to the sentence-transformers length, or the model's own when shorter.
+        let limit = min(EncoderEvaluation.maxTokens, loaded.config.maxPositionEmbeddings)
+        let encode: (String) -> [Int] = { Array(tokenizer.encode($0, addSpecialTokens: true).prefix(limit)) }
         var fields: [(name: String, value: Value)] = []
         if kind == "embed" {
             let count = try invocation.integer("sentences")

@@ -61,7 +61,9 @@ package enum BERTFamily: ArchitectureDefinition {
             before: [
                 ModuleSpec("embed", "embeddings.word_embeddings", .embedding, weight: [D(c.vocabSize, "vocab_size"), hidden]),
                 ModuleSpec("pos_embed", "embeddings.position_embeddings", .embedding, weight: [D(c.maxPositionEmbeddings, "max_position_embeddings"), hidden]),
-                ModuleSpec("type_embed", "embeddings.token_type_embeddings", .embedding, weight: [D(c.typeVocabSize, "type_vocab_size"), hidden], optional: true),
+                // transformers always builds the token-type table; a checkpoint without it would be
+                // computed without what transformers adds (its fresh random rows).
+                ModuleSpec("type_embed", "embeddings.token_type_embeddings", .embedding, weight: [D(c.typeVocabSize, "type_vocab_size"), hidden]),
                 ModuleSpec("embed_norm", "embeddings.LayerNorm", .norm, weight: [hidden], bias: [hidden]),
             ],
             blockPrefix: "encoder.layer.N.",

@@ -28,8 +28,7 @@ package enum LlamaFamily: ArchitectureDefinition {
         guard heads % kvHeads == 0 else {
             throw reader.failure("num_key_value_heads", "is \(kvHeads), which does not divide num_attention_heads (\(heads))")
         }
-        let headDim = try reader.int("head_dim")
-        if let headDim, headDim <= 0 { throw reader.failure("head_dim", "is \(headDim), expected a positive integer") }
+        let headDim = try reader.int("head_dim").map { try reader.checkedSize($0, "head_dim") }
         if headDim == nil, hiddenSize % heads != 0 {
             throw reader.failure("num_attention_heads", "is \(heads), which does not divide hidden_size (\(hiddenSize)) and head_dim is not given")
         }

@@ -111,10 +111,13 @@ extension GGUFFile {
         return integer
     }
 
-    /// An integer from 1 up.
+    /// An integer from 1 up to `ModelConfig.maxSize`.
     package func positiveInteger(_ key: String) throws -> Int {
         let value = try nonNegativeInteger(key)
         guard value > 0 else { throw EngineError(path: path, subject: key, "is 0 (expected a positive integer)") }
+        guard value <= ModelConfig.maxSize else {
+            throw EngineError(path: path, subject: key, "is \(value), larger than any model's (at most \(ModelConfig.maxSize))")
+        }
         return value
     }
 
