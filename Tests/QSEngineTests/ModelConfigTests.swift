@@ -151,6 +151,12 @@ import Testing
         (#"{"model_type": "llama", "vocab_size": 10, "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "eos_token_id": [2, "x"]}"#, "eos_token_id", "expected integers"),
         (#"{"model_type": "llama",}"#, nil, "config is not valid JSON: invalid JSON at byte 23: unexpected character '}', expected a string key"),
         (#"[]"#, nil, "expected a JSON object"),
+        // Sizes no model has are refused before any shape is computed from them (a product of
+        // two would overflow: the hostile probe's head_dim of 2^62).
+        (#"{"model_type": "llama", "vocab_size": 10, "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "head_dim": 4611686018427387904}"#, "head_dim", "larger than any model's"),
+        (#"{"model_type": "llama", "vocab_size": 10, "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 4611686018427387904}"#, "num_attention_heads", "larger than any model's"),
+        (#"{"model_type": "gpt2", "vocab_size": 10, "n_embd": 4611686018427387904, "n_layer": 1, "n_head": 2}"#, "n_embd", "larger than any model's"),
+        (#"{"model_type": "bert", "vocab_size": 2147483648, "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2}"#, "vocab_size", "larger than any model's"),
         // Every family rejects an activation or an option it does not implement.
         (#"{"model_type": "llama", "vocab_size": 10, "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "hidden_act": "relu2"}"#, "hidden_act", "'relu2' is not supported"),
         (#"{"model_type": "gpt2", "vocab_size": 10, "n_embd": 8, "n_layer": 1, "n_head": 2, "activation_function": "relu"}"#, "activation_function", "'relu' is not supported"),

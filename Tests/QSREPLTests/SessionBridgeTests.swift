@@ -33,7 +33,7 @@ import Testing
         #expect(completer.complete(beforeCursor: "layers layer.0.a").commonPrefix == "layer.0.attn")
         #expect(completer.complete(beforeCursor: "load smol").commonPrefix == "smollm2-135m")
         #expect(completer.complete(beforeCursor: "fetch sh").commonPrefix == "shakespeare")
-        #expect(completer.complete(beforeCursor: "help qu").candidates.isEmpty)
+        #expect(completer.complete(beforeCursor: "help qu").commonPrefix == "quantize")
         #expect(completer.complete(beforeCursor: "help inf").commonPrefix == "info")
         #expect(bridge.variableNames.contains("base"))
     }

@@ -55,6 +55,12 @@ package final class WeightStore: @unchecked Sendable {
         return weight
     }
 
+    /// The weight of this name as the checkpoint stores it.
+    package func original(_ name: String) throws -> Weight {
+        guard let weight = original[name] else { throw missing(name) }
+        return weight
+    }
+
     /// The key that names the weight's current form in a conversion cache.
     package func key(_ name: String) -> ConversionCache.Key {
         lock.lock()
@@ -86,10 +92,13 @@ package final class WeightStore: @unchecked Sendable {
         contains(name) ? try floats(name) : nil
     }
 
-    /// Gives a tensor a new form (of the same shape).
+    /// Gives a tensor a new form: of the same shape, or for a matrix the same out×in matrix in
+    /// the other layout (a packed form of GPT-2's in×out Conv1D weights is out×in).
     package func set(_ name: String, _ weight: Weight) throws {
         guard let stored = original[name] else { throw missing(name) }
-        guard weight.shape == stored.shape else {
+        let sameMatrix = weight.shape.count == 2 && stored.shape.count == 2
+            && weight.outFeatures == stored.outFeatures && weight.inFeatures == stored.inFeatures
+        guard weight.shape == stored.shape && weight.layout == stored.layout || sameMatrix else {
             throw EngineError(subject: name, "has shape \(stored.shape); a weight of shape \(weight.shape) was given")
         }
         lock.lock()

@@ -29,6 +29,9 @@ package struct Weight: Sendable {
     /// For a linear layer's weight, how its tensor holds the matrix. Packed weights are out×in.
     package let layout: WeightLayout
     package private(set) var mask: PruningMask?
+    /// For a dense form, the type its values are exact in and would be saved as: f32, or f16 or
+    /// bf16 after a cast. Bytes are counted at that size.
+    package private(set) var denseType: DType = .f32
 
     /// The checkpoint's tensor as stored.
     package init(stored tensor: StoredTensor, layout: WeightLayout = .outIn) {
@@ -49,6 +52,20 @@ package struct Weight: Sendable {
         self.shape = shape
         self.layout = layout
         self.mask = mask
+    }
+
+    /// `values` rounded to f16 or bf16 (a cast), held as fp32 for the kernels and counted at
+    /// the cast type's size.
+    package init(cast values: [Float], shape: [Int], layout: WeightLayout = .outIn, to dtype: DType, mask: PruningMask? = nil) throws {
+        let rounded: [Float]
+        switch dtype {
+        case .f16: rounded = values.map { HalfConversion.f16ToFloat(HalfConversion.floatToF16($0)) }
+        case .bf16: rounded = values.map { HalfConversion.bf16ToFloat(HalfConversion.floatToBF16($0)) }
+        case .f32: rounded = values
+        default: throw EngineError("a weight can be cast to f32, f16 or bf16, not \(dtype.rawValue)")
+        }
+        try self.init(dense: rounded, shape: shape, layout: layout, mask: mask)
+        denseType = dtype
     }
 
     /// A quantized weight, [rows, columns] out×in. With a mask, every pruned element must decode
@@ -91,7 +108,7 @@ package struct Weight: Sendable {
     package var byteCount: Int {
         switch form {
         case .stored(let tensor): tensor.byteCount
-        case .dense(let values): values.count * 4
+        case .dense(let values): values.count * denseType.bytesPerBlock
         case .packed(let packed): packed.byteCount
         }
     }
@@ -104,7 +121,7 @@ package struct Weight: Sendable {
     package var formName: String {
         switch form {
         case .stored(let tensor): return tensor.dtype.rawValue
-        case .dense: return "f32"
+        case .dense: return denseType.rawValue
         case .packed(let packed):
             var name = "int\(packed.bits)"
             switch packed.granularity {
@@ -114,6 +131,16 @@ package struct Weight: Sendable {
             }
             if case .constant = packed.zero {} else { name += " asym" }
             return name
+        }
+    }
+
+    /// Whether the form is a quantization or a cast of other values (not the values themselves):
+    /// a later quantization starts from the values as loaded instead.
+    package var isQuantized: Bool {
+        switch form {
+        case .packed: true
+        case .dense: denseType != .f32
+        case .stored: false
         }
     }
 
@@ -202,7 +229,12 @@ package struct Weight: Sendable {
             var copy = self
             copy.mask = mask
             return copy
-        case .dense(let values): return try Weight(dense: values, shape: shape, layout: layout, mask: mask)
+        case .dense(var values):
+            values.withUnsafeMutableBufferPointer { mask.apply(to: $0.baseAddress!, first: 0, count: $0.count) }
+            var copy = self
+            copy.form = .dense(values)
+            copy.mask = mask
+            return copy
         case .packed(let packed): return try Weight(packed: packed, mask: mask)
         }
     }

@@ -181,7 +181,7 @@ extension Session {
     }
 
     /// The tensors a pattern names: canonical names of modules (weights), or checkpoint names.
-    static func matchLayers(_ glob: Glob, in loaded: LoadedModel) throws -> [LayerNames.Entry] {
+    static func matchLayers(_ glob: Glob, in loaded: LoadedModel, argument: String = "pattern") throws -> [LayerNames.Entry] {
         let names = loaded.model.names
         let canonical = names.entries.filter { loaded.weights.contains($0.weight) }
         let byCanonical = glob.match(canonical.map(\.canonical))
@@ -200,7 +200,7 @@ extension Session {
         } else {
             reason += "; names look like " + canonical.prefix(3).map(\.canonical).joined(separator: ", ")
         }
-        throw CommandError.invalidArgument("pattern", reason)
+        throw CommandError.invalidArgument(argument, reason)
     }
 
     /// `~/x` → `$HOME/x`.
