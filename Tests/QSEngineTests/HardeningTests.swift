@@ -49,12 +49,18 @@ import Testing
 
     // MARK: Sizes a file states
 
-    /// A token id of 2^40 costs one entry, not 17 TB.
+    /// A token id of 2^40 is refused, not 17 TB asked for; a large id that fits costs one entry.
     @Test func aHugeTokenIdAllocatesNothing() throws {
-        let json = #"{"model": {"type": "WordPiece", "unk_token": "[UNK]", "vocab": {"[UNK]": 0, "a": 1, "far": 1099511627776}}}"#
-        let tokenizer = try Tokenizer(tokenizerJSON: Data(json.utf8), path: "tokenizer.json")
-        #expect(tokenizer.token(of: 1 << 40) == "far")
-        #expect(tokenizer.id(of: "far") == 1 << 40)
+        let far = #"{"model": {"type": "WordPiece", "unk_token": "[UNK]", "vocab": {"[UNK]": 0, "a": 1, "far": 1099511627776}}}"#
+        let error = try #require(throws: EngineError.self) { try Tokenizer(tokenizerJSON: Data(far.utf8), path: "tokenizer.json") }
+        #expect(error.message.contains("larger than any vocabulary"), "\(error)")
+        let sparse = #"{"model": {"type": "WordPiece", "unk_token": "[UNK]", "vocab": {"[UNK]": 0, "a": 1, "far": 1073741824}}}"#
+        let tokenizer = try Tokenizer(tokenizerJSON: Data(sparse.utf8), path: "tokenizer.json")
+        #expect(tokenizer.token(of: 1 << 30) == "far")
+        #expect(tokenizer.id(of: "far") == 1 << 30)
+        // A BPE whose ids pass 2^31 was the tokenizer fuzzer's find: refused, not a trap.
+        let bpe = #"{"model": {"type": "BPE", "vocab": {"a": 0, "b": 4294967297, "ab": 2}, "merges": ["a b"]}}"#
+        #expect(throws: EngineError.self) { try Tokenizer(tokenizerJSON: Data(bpe.utf8), path: "tokenizer.json") }
     }
 
     // MARK: Paths that leave their place

@@ -33,7 +33,7 @@ extension Tokenizer {
         } catch {
             switch error {
             case .duplicate(let text): throw EngineError(path: path, subject: "tokenizer.ggml.tokens", "token '\(text)' appears twice")
-            case .negativeID: throw EngineError(path: path, subject: "tokenizer.ggml.tokens", "negative id")
+            case .negativeID, .idTooLarge: throw EngineError(path: path, subject: "tokenizer.ggml.tokens", "an id outside 0 ... \(ModelConfig.maxSize)")
             }
         }
         var addedTokens: [AddedToken] = []

@@ -31,6 +31,8 @@ struct TokenVocabulary: Sendable {
     init(_ entries: some Sequence<(String, Int)>) throws(TokenVocabularyError) {
         for (text, id) in entries {
             guard id >= 0 else { throw .negativeID(text) }
+            // Ids are 32-bit inside the BPE merge tables, as in every tokenizer library.
+            guard id <= ModelConfig.maxSize else { throw .idTooLarge(text, id) }
             guard ids.updateValue(id, forKey: TokenText(text)) == nil else { throw .duplicate(text) }
             if tokens[id] == nil { tokens[id] = text }
             upperBound = max(upperBound, id + 1)
@@ -50,5 +52,5 @@ struct TokenVocabulary: Sendable {
 
 /// Why a vocabulary cannot be built.
 enum TokenVocabularyError: Error {
-    case duplicate(String), negativeID(String)
+    case duplicate(String), negativeID(String), idTooLarge(String, Int)
 }

@@ -248,6 +248,7 @@ enum TokenizerJSON {
             switch error {
             case .duplicate(let text): throw entries.error(text, "token appears twice")
             case .negativeID(let text): throw entries.error(text, "negative id")
+            case .idTooLarge(let text, let id): throw entries.error(text, "id \(id) is larger than any vocabulary (at most \(ModelConfig.maxSize))")
             }
         }
     }
