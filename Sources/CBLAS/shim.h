@@ -12,6 +12,9 @@ typedef void (*qs_sgemm_fn)(int order, int transA, int transB, int m, int n, int
                             const float *a, int lda, const float *b, int ldb, float beta, float *c,
                             int ldc);
 typedef void (*qs_set_threads_fn)(int);
+// LAPACK (OpenBLAS ships it): Cholesky factorisation and the inverse from it, double precision.
+typedef void (*qs_dpotrf_fn)(const char *uplo, const int *n, double *a, const int *lda, int *info);
+typedef void (*qs_dpotri_fn)(const char *uplo, const int *n, double *a, const int *lda, int *info);
 typedef int (*qs_get_threads_fn)(void);
 typedef char *(*qs_corename_fn)(void);
 
@@ -26,6 +29,8 @@ static inline qs_set_threads_fn qs_blas_set_threads(void *handle) {
 static inline qs_get_threads_fn qs_blas_get_threads(void *handle) {
     return (qs_get_threads_fn)dlsym(handle, "openblas_get_num_threads");
 }
+static inline qs_dpotrf_fn qs_lapack_dpotrf(void *handle) { return (qs_dpotrf_fn)dlsym(handle, "dpotrf_"); }
+static inline qs_dpotri_fn qs_lapack_dpotri(void *handle) { return (qs_dpotri_fn)dlsym(handle, "dpotri_"); }
 static inline qs_corename_fn qs_blas_corename(void *handle) {
     return (qs_corename_fn)dlsym(handle, "openblas_get_corename");
 }

@@ -271,7 +271,8 @@ struct Evaluator {
         var values: [String: Value] = [:]
         var ranges: [String: SourceRange] = [:]
         for argument in bound.arguments {
-            let value = try evaluateArgument(argument.value, in: scope)
+            var value = try evaluateArgument(argument.value, in: scope)
+            if case .none = value, argument.spec.allowed.contains("none") { value = .pattern("none") }
             if let problem = argument.spec.check(value.shape) {
                 throw Diagnostic.badValue(problem, argument: argument.spec.name, command: call.name.text, file: file, range: argument.value.range)
             }
@@ -281,6 +282,8 @@ struct Evaluator {
         if let recipe {
             return try callRecipe(recipe, values, call: call)
         }
+        // Flags point where they were written too (`act_order` where it does not fit).
+        for flag in bound.flags where ranges[flag.text] == nil { ranges[flag.text] = flag.range }
         for argument in bound.spec.positionals + bound.spec.options where values[argument.name] == nil {
             if let fallback = argument.defaultValue { values[argument.name] = Value(fallback) }
         }

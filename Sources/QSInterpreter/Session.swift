@@ -9,7 +9,7 @@ package final class Session {
     package static let builtins: [any Command.Type] = [
         HelpCommand.self, SetCommand.self, LoadCommand.self, FetchCommand.self, InfoCommand.self, LayersCommand.self,
         SnapshotCommand.self, RestoreCommand.self, ResetCommand.self, EvalCommand.self, GenerateCommand.self,
-        BenchCommand.self, QuantizeCommand.self,
+        BenchCommand.self, CalibrateCommand.self, QuantizeCommand.self, ReportCommand.self,
     ]
     /// The settings every session has.
     static let standardSettings = [

@@ -64,6 +64,9 @@ package struct ModuleSpec: Sendable {
     package var biasShape: [Dimension]?
     /// Whether a checkpoint may leave the module out (BERT's token types and pooler).
     package var isOptional: Bool
+    /// The module of the same block whose input this one receives unchanged (`attn.k` and
+    /// `attn.v` read `attn.q`'s): calibrated methods collect their statistics once for all.
+    package var sharesInputWith: String?
 
     /// A size and the configuration key it comes from.
     package struct Dimension: Sendable, Equatable {
@@ -78,7 +81,7 @@ package struct ModuleSpec: Sendable {
 
     package init(
         _ canonical: String, _ module: String, _ kind: LayerKind, weight: [Dimension], bias: [Dimension]? = nil,
-        optional: Bool = false
+        optional: Bool = false, sharesInputWith: String? = nil
     ) {
         self.canonical = canonical
         self.module = module
@@ -86,6 +89,7 @@ package struct ModuleSpec: Sendable {
         weightShape = weight
         biasShape = bias
         isOptional = optional
+        self.sharesInputWith = sharesInputWith
     }
 }
 

@@ -32,22 +32,33 @@ package struct BlockRunner {
 
     /// Runs every block; `afterBlock` may change the block's weights once it has been observed
     /// (the calibrated compressors quantize or prune there) before the outputs are recomputed.
-    /// `progress` gets (blocks done, blocks).
+    /// The observing pass runs one sequence at a time on a copy, so it holds one sequence's
+    /// states beyond the batch's; blocks `observes` declines are run once, unobserved.
+    /// With `stopAfter`, blocks after it are not run (the states returned are not the model's
+    /// output). `progress` gets (blocks done, blocks).
     package func runAll(
         _ sequences: [[Int]], observer: Observer? = nil, afterBlock: ((Int) throws -> Void)? = nil,
-        progress: ((Int, Int) -> Void)? = nil, isCancelled: () -> Bool = { false }
+        observes: (Int) -> Bool = { _ in true }, stopAfter: Int? = nil, progress: ((Int, Int) -> Void)? = nil,
+        isCancelled: () -> Bool = { false }
     ) throws -> [Activations] {
         var states = try embed(sequences)
         let blocks = model.config.numHiddenLayers
         for index in 0 ..< blocks {
+            // Work that ends at a block (a compressor whose last layer is there) stops before
+            // its outputs are recomputed: nobody reads them.
+            if let stopAfter, index > stopAfter { break }
             if isCancelled() { throw EngineError.cancelled }
-            if let afterBlock {
-                var observed = states
-                try run(block: index, &observed, observer: observer)
+            if let afterBlock, observes(index) {
+                let linearObserver: LinearObserver? = observer.map { observe in { name, input in observe(index, name, input) } }
+                for i in states.indices {
+                    if isCancelled() { throw EngineError.cancelled }
+                    var copy = states[i]
+                    try model.block(index, &copy, pass: ForwardPass(observer: linearObserver, conversions: conversions))
+                }
                 try afterBlock(index)
-                try run(block: index, &states)
+                if index != stopAfter { try run(block: index, &states) }
             } else {
-                try run(block: index, &states, observer: observer)
+                try run(block: index, &states, observer: observes(index) ? observer : nil)
             }
             progress?(index + 1, blocks)
         }

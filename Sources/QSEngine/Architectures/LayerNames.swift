@@ -9,6 +9,8 @@ package struct LayerNames: Sendable {
         package var kind: LayerKind
         /// Whether the checkpoint has a bias for it.
         package var hasBias: Bool
+        /// The canonical name of the layer whose input this one receives unchanged (itself when none).
+        package var inputOf: String
         package var weight: String { module + ".weight" }
         package var bias: String { module + ".bias" }
     }
@@ -37,14 +39,18 @@ package struct LayerNames: Sendable {
         for tensor in tensors { shapes[tensor.name] = tensor.shape }
         let probe = (table.before.first?.module ?? "") + ".weight"
         let prefix = table.optionalPrefixes.first { shapes[$0 + probe] != nil } ?? ""
-        var specs: [(canonical: String, module: String, spec: ModuleSpec)] = []
-        func add(_ spec: ModuleSpec, canonical: String, module: String) {
-            specs.append((canonical, table.unprefixed.contains(module) ? module : prefix + module, spec))
+        var specs: [(canonical: String, module: String, spec: ModuleSpec, inputOf: String)] = []
+        func add(_ spec: ModuleSpec, canonical: String, module: String, inputOf: String? = nil) {
+            specs.append((canonical, table.unprefixed.contains(module) ? module : prefix + module, spec, inputOf ?? canonical))
         }
         for spec in table.before { add(spec, canonical: spec.canonical, module: spec.module) }
         for index in 0 ..< config.numHiddenLayers {
             let blockPrefix = table.blockPrefix.replacingOccurrences(of: "N", with: String(index))
-            for spec in table.block { add(spec, canonical: "layer.\(index).\(spec.canonical)", module: blockPrefix + spec.module) }
+            for spec in table.block {
+                add(
+                    spec, canonical: "layer.\(index).\(spec.canonical)", module: blockPrefix + spec.module,
+                    inputOf: spec.sharesInputWith.map { "layer.\(index).\($0)" })
+            }
         }
         for spec in table.after { add(spec, canonical: spec.canonical, module: spec.module) }
 
@@ -66,12 +72,12 @@ package struct LayerNames: Sendable {
             }
             used.insert(name)
         }
-        for (canonical, module, spec) in specs {
+        for (canonical, module, spec, inputOf) in specs {
             let weight = module + ".weight"
             if shapes[weight] == nil && spec.isOptional { continue }
             try check(weight, spec.weightShape)
             if let bias = spec.biasShape { try check(module + ".bias", bias) }
-            entries.append(Entry(canonical: canonical, module: module, kind: spec.kind, hasBias: spec.biasShape != nil))
+            entries.append(Entry(canonical: canonical, module: module, kind: spec.kind, hasBias: spec.biasShape != nil, inputOf: inputOf))
         }
         let unused = tensors.map(\.name).filter { name in
             !used.contains(name) && !table.ignoredSuffixes.contains { name.hasSuffix($0) }

@@ -16,6 +16,25 @@ package struct LayerQuantization: Sendable {
     package var signal: Double
     package var noise: Double
     package var count: Int
+    /// ‖XWᵀ − XŴᵀ‖ / ‖XWᵀ‖ on the calibration inputs, when the method had them.
+    package var outputError: Double?
+
+    package init(
+        canonical: String, tensor: String, scheme: String, bitsPerWeight: Double, weightMSE: Double, sqnr: Double,
+        maxError: Double, signal: Double, noise: Double, count: Int, outputError: Double? = nil
+    ) {
+        self.canonical = canonical
+        self.tensor = tensor
+        self.scheme = scheme
+        self.bitsPerWeight = bitsPerWeight
+        self.weightMSE = weightMSE
+        self.sqnr = sqnr
+        self.maxError = maxError
+        self.signal = signal
+        self.noise = noise
+        self.count = count
+        self.outputError = outputError
+    }
 }
 
 /// Quantization of a model's layers, each from the values it starts from (as loaded, or as
@@ -80,9 +99,15 @@ package enum ModelQuantizer {
         return results
     }
 
+    /// A weight's values as an out×in matrix, whatever its layout.
+    package static func outInValues(_ weight: Weight) throws -> [Float] {
+        let values = try weight.floats()
+        return weight.layout == .outIn ? values : transpose(values, rows: weight.inFeatures, columns: weight.outFeatures)
+    }
+
     /// The error statistics of a quantized weight against the values it came from (out×in).
-    static func measure(_ entry: LayerNames.Entry, original: [Float], quantized: Weight, scheme: String) throws -> LayerQuantization {
-        let values = try quantized.floats()
+    package static func measure(_ entry: LayerNames.Entry, original: [Float], quantized: Weight, scheme: String) throws -> LayerQuantization {
+        let values = try outInValues(quantized)
         var signal = 0.0
         var noise = 0.0
         var worst = 0.0

@@ -73,6 +73,8 @@ package enum BLAS {
         // @unchecked: C function pointers into a library that is never closed; OpenBLAS's
         // functions may be called from any thread.
         let sgemm: qs_sgemm_fn
+        let dpotrf: qs_dpotrf_fn
+        let dpotri: qs_dpotri_fn
         let setThreads: qs_set_threads_fn
         let getThreads: qs_get_threads_fn
         let coreName: String
@@ -151,13 +153,15 @@ package enum BLAS {
             return function
         }
         let sgemm = try symbol("cblas_sgemm", qs_blas_sgemm)
+        let dpotrf = try symbol("dpotrf_", qs_lapack_dpotrf)
+        let dpotri = try symbol("dpotri_", qs_lapack_dpotri)
         let setThreads = try symbol("openblas_set_num_threads", qs_blas_set_threads)
         let getThreads = try symbol("openblas_get_num_threads", qs_blas_get_threads)
         let coreName = try symbol("openblas_get_corename", qs_blas_corename)
         setThreads(Int32(clamping: ThreadCount.configured))
         let name = coreName().map { String(cString: $0).trimmingCharacters(in: .whitespaces) }
         return Library(
-            sgemm: sgemm, setThreads: setThreads, getThreads: getThreads,
+            sgemm: sgemm, dpotrf: dpotrf, dpotri: dpotri, setThreads: setThreads, getThreads: getThreads,
             coreName: name ?? "unknown", chosenBy: chosenBy)
     }
 }

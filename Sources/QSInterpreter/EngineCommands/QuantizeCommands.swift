@@ -9,30 +9,35 @@ enum QuantizeCommand: Command {
         discussion: """
             Selects the linear layers the pattern matches (norms and biases are never quantized; the embeddings and the head only when the pattern names them, as in `quantize embed bits=8`). Each layer is quantized from its weights as loaded (or as pruned): quantizing it again replaces its earlier quantization.
             The grid: symmetric (the default) has scale = max|w| / (2^(bits-1) - 1/2) and codes from -2^(bits-1) to 2^(bits-1) - 1; asymmetric has scale = (max - min) / (2^bits - 1) over a range that holds 0, and a zero point per group. bits=1 binarises: sign(w) times the group's mean |w|. Scales are fp16. `group=N` shares a scale among N input columns (a row that N does not divide ends with a shorter group), `group=channel` one per output row, `group=tensor` one in all. `clip=mse` (the default) shrinks each group's range to the least squared error; `clip=none` keeps the min-max grid.
+            `method=gptq` (after `calibrate`) runs GPTQ: the calibration windows go through the model block by block, each block's inputs coming from the blocks before it as already quantized; each layer's codes are chosen column by column against the Hessian of its inputs, in lazy blocks of `block` columns, with `damp` of the mean Hessian diagonal added (raised tenfold, with a warning, when the Hessian is not positive definite). `act_order` takes the columns by decreasing Hessian diagonal, with static groups (each group's grid fixed before any update, in the original order). GPTQ's grid is the min-max grid unless `clip=mse` is given.
             `dtype=f16|bf16` casts instead of quantizing. The change is one step: an error or Ctrl-C leaves every weight as it was.
             """,
         positionals: [ArgumentSpec("pattern", .pattern, help: "the layers (default: every linear layer)", default: .word("layer.*"))],
         options: [
             ArgumentSpec("bits", .integer, help: "bits per code (1 binarises)", default: .number(4), range: 1...8),
             ArgumentSpec("group", .any, help: "input columns per scale: a number, channel or tensor", default: .number(128)),
-            ArgumentSpec("method", .word, help: "how codes are chosen", default: .word("rtn"), allowed: ["rtn"]),
-            ArgumentSpec("clip", .word, help: "how each group's range is chosen", default: .word("mse"), allowed: ["none", "mse"]),
+            ArgumentSpec("method", .word, help: "how codes are chosen: rtn, or gptq (after calibrate)", default: .word("rtn"), allowed: ["rtn", "gptq"]),
+            ArgumentSpec("clip", .word, help: "how each group's range is chosen (default: mse for rtn, none for gptq)", allowed: ["none", "mse"]),
+            ArgumentSpec("damp", .number, help: "GPTQ: dampening, a share of the mean Hessian diagonal", default: .number(0.01), range: 0...10),
+            ArgumentSpec("block", .integer, help: "GPTQ: columns per lazy-update block", default: .number(128), range: 1...65536),
             ArgumentSpec("exclude", .pattern, help: "layers to leave as they are"),
             ArgumentSpec("dtype", .word, help: "cast to a float type instead of quantizing", allowed: ["f16", "bf16"]),
         ],
         flags: [
             FlagSpec("sym", help: "symmetric grid, zero at the centre (default)", group: "grid"),
             FlagSpec("asym", help: "asymmetric grid with a zero point per group", group: "grid"),
+            FlagSpec("act_order", help: "GPTQ: columns by decreasing Hessian diagonal, with static groups"),
         ],
         resultFields: [
             ("layers", "layers quantized"), ("scheme", "the scheme, as int4 g128 sym"), ("method", "rtn or cast"),
             ("layer_bits_per_weight", "bits per weight of the quantized layers, scales and zero points counted"),
             ("weight_mse", "mean squared weight error over the quantized layers"),
+            ("output_error", "GPTQ: the layers' mean relative output error on the calibration inputs"),
             ("sqnr_db", "the quantized layers' signal-to-quantization-noise ratio, dB"),
             ("seconds", "time taken"), ("size_mb", "weights as held now, MB"), ("bytes", "bytes of the weights as held now"),
             ("bits_per_weight", "bits per parameter of the whole model"), ("params", "parameters"),
         ],
-        examples: ["quantize layer.* bits=4 asym", "quantize layer.*.mlp.* bits=4 group=64", "quantize layer.*.attn.* bits=8 group=channel", "quantize embed bits=8", "quantize layer.* dtype=f16"])
+        examples: ["quantize layer.* bits=4 asym", "quantize layer.*.mlp.* bits=4 group=64", "quantize layer.*.attn.* bits=8 group=channel", "quantize layer.* bits=4 group=64 method=gptq act_order", "quantize embed bits=8", "quantize layer.* dtype=f16"])
 
     static func run(_ invocation: CommandInvocation, _ session: Session) throws -> Value {
         let loaded = try session.workspace.requireModel()
@@ -42,7 +47,7 @@ enum QuantizeCommand: Command {
         let method: String
         let schemeName: String
         if let dtype = invocation["dtype"]?.text {
-            for name in ["bits", "group", "clip", "method"] where invocation.isGiven(name) {
+            for name in ["bits", "group", "clip", "method", "damp", "block", "act_order"] where invocation.isGiven(name) {
                 throw CommandError.invalidArgument(name, "a cast to \(dtype) takes no \(name)")
             }
             let type = DType(rawValue: dtype)!
@@ -51,8 +56,32 @@ enum QuantizeCommand: Command {
             }
             method = "cast"
             schemeName = dtype
+        } else if try invocation.text("method") == "gptq" {
+            let scheme = try Session.scheme(invocation, entries: entries, loaded: loaded, defaultClip: .none)
+            guard scheme.bits >= 2 else {
+                throw CommandError.invalidArgument("bits", "GPTQ quantizes to 2 to 8 bits; bits=1 binarises by sign alone (use method=rtn)")
+            }
+            if let outside = entries.first(where: { CalibratedQuantizer.blockIndex($0.canonical) == nil }) {
+                throw CommandError.invalidArgument("pattern", "GPTQ quantizes the linear layers of the blocks; quantize \(outside.canonical) with method=rtn")
+            }
+            let options = GPTQ.Options(
+                damp: try invocation.number("damp"), blockSize: try invocation.integer("block"), actOrder: invocation.has("act_order"))
+            let calibration = try session.calibrationWindows(loaded, invocation: invocation, argument: "method", purpose: "method=gptq")
+            let bar = ProgressBar(label: "gptq", unit: "layers")
+            defer { bar.finish() }
+            results = try session.changingWeights { loaded in
+                try CalibratedQuantizer.gptq(
+                    loaded.model, entries, scheme: scheme, options: options, windows: calibration.windows,
+                    warn: { layer, message in session.warn(invocation, "\(layer): \(message)") },
+                    progress: { bar.update($0, of: $1) }, isCancelled: session.isCancelled)
+            }
+            method = "gptq"
+            schemeName = scheme.description
         } else {
-            let scheme = try Session.scheme(invocation, entries: entries, loaded: loaded)
+            for name in ["damp", "block", "act_order"] where invocation.isGiven(name) {
+                throw CommandError.invalidArgument(name, "\(name) is an option of method=gptq, not of round-to-nearest")
+            }
+            let scheme = try Session.scheme(invocation, entries: entries, loaded: loaded, defaultClip: .mse)
             let bar = ProgressBar(label: "quantize", unit: "layers")
             defer { bar.finish() }
             results = try session.changingWeights { loaded in
@@ -77,6 +106,8 @@ enum QuantizeCommand: Command {
             ("weight_mse", .number(count > 0 ? noise / Double(count) : 0)), ("sqnr_db", .number(sqnr)),
             ("seconds", .number((seconds * 100).rounded() / 100)),
         ])
+        let outputErrors = results.compactMap(\.outputError)
+        if !outputErrors.isEmpty { record["output_error"] = .number(outputErrors.reduce(0, +) / Double(outputErrors.count)) }
         for (name, value) in Session.sizeFields(loaded) { record[name] = value }
         return .record(record)
     }
@@ -112,7 +143,9 @@ extension Session {
     }
 
     /// The grid a `quantize` asks for, checked against every layer it will quantize.
-    static func scheme(_ invocation: CommandInvocation, entries: [LayerNames.Entry], loaded: LoadedModel) throws -> QuantizationScheme {
+    static func scheme(
+        _ invocation: CommandInvocation, entries: [LayerNames.Entry], loaded: LoadedModel, defaultClip: QuantizationScheme.Clip
+    ) throws -> QuantizationScheme {
         let bits = try invocation.integer("bits")
         let symmetric = !invocation.has("asym")
         if bits == 1 && invocation.has("asym") {
@@ -134,6 +167,6 @@ extension Session {
         }
         return QuantizationScheme(
             bits: bits, symmetric: symmetric, granularity: granularity,
-            clip: QuantizationScheme.Clip(rawValue: try invocation.text("clip")) ?? .mse)
+            clip: invocation.isGiven("clip") ? QuantizationScheme.Clip(rawValue: try invocation.text("clip")) ?? defaultClip : defaultClip)
     }
 }

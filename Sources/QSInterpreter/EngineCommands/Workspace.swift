@@ -13,6 +13,8 @@ package final class LoadedModel {
     /// Why the checkpoint's tokenizer could not be read, when it could not: the model still
     /// loads (its weights can be inspected and compressed), and text commands say why they fail.
     package let tokenizerProblem: String?
+    /// Tells this load apart from every other (what was drawn for one model is not another's).
+    package let identity = UUID()
     private var referenceModel: BlockModel?
 
     package init(name: String, checkpoint: Checkpoint) throws {
@@ -68,6 +70,9 @@ package final class Workspace {
     package var snapshots: [String: WeightStore.Snapshot] = [:]
     /// Baseline results of the model as loaded, by protocol key.
     package var baselines: [String: Value] = [:]
+    /// What `calibrate` asked for, and the windows drawn for the model loaded then (a later
+    /// `load` draws them again with the new model's tokenizer when a method needs them).
+    package var calibration: CalibrationRequest?
     /// Resolves registry names ($QS_HOME, else ~/.cache/qs).
     package let fetcher = Fetcher()
 
@@ -76,4 +81,13 @@ package final class Workspace {
         guard let loaded else { throw CommandError.failed("no model is loaded; use 'load NAME|PATH' first") }
         return loaded
     }
+}
+
+/// A `calibrate` request and the windows drawn for one loaded model.
+package struct CalibrationRequest {
+    package var text: String
+    package var samples: Int
+    package var length: Int
+    package var seed: UInt64
+    package var drawn: (model: UUID, set: CalibrationSet)?
 }

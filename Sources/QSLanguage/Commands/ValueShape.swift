@@ -43,6 +43,8 @@ package enum ValueProblem: Sendable, Equatable {
 extension ArgumentSpec {
     /// Checks a value against the argument's type, allowed values and range.
     package func check(_ value: ValueShape) -> ValueProblem? {
+        // `clip=none`: the keyword is the word where the word is one of the choices.
+        if case .none = value, allowed.contains("none") { return nil }
         if let problem = ArgumentSpec.checkType(type, value) { return problem }
         if !allowed.isEmpty {
             let text: String? =

@@ -69,8 +69,8 @@ package enum BERTFamily: ArchitectureDefinition {
             blockPrefix: "encoder.layer.N.",
             block: [
                 ModuleSpec("attn.q", "attention.self.query", linear, weight: [hidden, hidden], bias: [hidden]),
-                ModuleSpec("attn.k", "attention.self.key", linear, weight: [hidden, hidden], bias: [hidden]),
-                ModuleSpec("attn.v", "attention.self.value", linear, weight: [hidden, hidden], bias: [hidden]),
+                ModuleSpec("attn.k", "attention.self.key", linear, weight: [hidden, hidden], bias: [hidden], sharesInputWith: "attn.q"),
+                ModuleSpec("attn.v", "attention.self.value", linear, weight: [hidden, hidden], bias: [hidden], sharesInputWith: "attn.q"),
                 ModuleSpec("attn.o", "attention.output.dense", linear, weight: [hidden, hidden], bias: [hidden]),
                 ModuleSpec("attn_norm", "attention.output.LayerNorm", .norm, weight: [hidden], bias: [hidden]),
                 ModuleSpec("mlp.up", "intermediate.dense", linear, weight: [inner, hidden], bias: [inner]),

@@ -111,12 +111,12 @@ package enum LlamaFamily: ArchitectureDefinition {
             block: [
                 ModuleSpec("attn_norm", "input_layernorm", .norm, weight: [hidden]),
                 ModuleSpec("attn.q", "self_attn.q_proj", linear, weight: [queries, hidden], bias: qkvBias ? [queries] : nil),
-                ModuleSpec("attn.k", "self_attn.k_proj", linear, weight: [keyValues, hidden], bias: qkvBias ? [keyValues] : nil),
-                ModuleSpec("attn.v", "self_attn.v_proj", linear, weight: [keyValues, hidden], bias: qkvBias ? [keyValues] : nil),
+                ModuleSpec("attn.k", "self_attn.k_proj", linear, weight: [keyValues, hidden], bias: qkvBias ? [keyValues] : nil, sharesInputWith: "attn.q"),
+                ModuleSpec("attn.v", "self_attn.v_proj", linear, weight: [keyValues, hidden], bias: qkvBias ? [keyValues] : nil, sharesInputWith: "attn.q"),
                 ModuleSpec("attn.o", "self_attn.o_proj", linear, weight: [hidden, queries], bias: outputBias ? [hidden] : nil),
                 ModuleSpec("mlp_norm", "post_attention_layernorm", .norm, weight: [hidden]),
                 ModuleSpec("mlp.gate", "mlp.gate_proj", linear, weight: [inner, hidden], bias: c.mlpBias ? [inner] : nil),
-                ModuleSpec("mlp.up", "mlp.up_proj", linear, weight: [inner, hidden], bias: c.mlpBias ? [inner] : nil),
+                ModuleSpec("mlp.up", "mlp.up_proj", linear, weight: [inner, hidden], bias: c.mlpBias ? [inner] : nil, sharesInputWith: "mlp.gate"),
                 ModuleSpec("mlp.down", "mlp.down_proj", linear, weight: [hidden, inner], bias: c.mlpBias ? [hidden] : nil),
             ],
             after: [

@@ -1,0 +1,139 @@
+import Foundation
+
+/// The quantizers that need calibration inputs, run as llm-compressor's sequential pipeline:
+/// the calibration windows go through the model block by block; each block is observed on
+/// inputs that come from the blocks before it as already quantized, its layers are quantized,
+/// and its outputs are recomputed with the quantized weights for the next block.
+package enum CalibratedQuantizer {
+    /// Why a layer's GPTQ raised its dampening.
+    package typealias Warning = (_ canonical: String, _ message: String) -> Void
+
+    /// The block a canonical name is in (`layer.3.attn.q` → 3), nil outside the blocks.
+    package static func blockIndex(_ canonical: String) -> Int? {
+        let parts = canonical.split(separator: ".", maxSplits: 2)
+        guard parts.count == 3, parts[0] == "layer" else { return nil }
+        return Int(parts[1])
+    }
+
+    /// GPTQ of the named linear layers of the blocks, in order, on the calibration windows.
+    /// One Hessian is collected per distinct input (q, k and v share theirs). Every result
+    /// carries the layer's relative output error on its calibration inputs.
+    package static func gptq(
+        _ model: BlockModel, _ entries: [LayerNames.Entry], scheme: QuantizationScheme, options: GPTQ.Options,
+        windows: [[Int]], warn: Warning? = nil, progress: ((Int, Int) -> Void)? = nil, isCancelled: @escaping () -> Bool = { false }
+    ) throws -> [LayerQuantization] {
+        var byBlock: [Int: [LayerNames.Entry]] = [:]
+        for entry in entries {
+            guard let block = blockIndex(entry.canonical), case .linear = entry.kind else {
+                throw EngineError(subject: entry.canonical, "GPTQ quantizes the linear layers of the blocks; quantize \(entry.canonical) with method=rtn")
+            }
+            byBlock[block, default: []].append(entry)
+        }
+        let store = model.weights
+        var results: [LayerQuantization] = []
+        var accumulators: [String: HessianAccumulator] = [:]
+        let runner = BlockRunner(model: model)
+        let lastBlock = byBlock.keys.max() ?? -1
+        var done = 0
+        _ = try runner.runAll(
+            windows,
+            observer: { _, canonical, input in accumulators[canonical]?.add(input) },
+            afterBlock: { block in
+                guard let selected = byBlock[block] else { return }
+                for entry in selected {
+                    if isCancelled() { throw EngineError.cancelled }
+                    guard let hessian = accumulators[entry.inputOf] else { continue }
+                    let start = try ModelQuantizer.startingValues(store, entry.weight)
+                    let result: GPTQ.Result
+                    do {
+                        result = try GPTQ.quantize(
+                            start.values, rows: start.rows, columns: start.columns, hessian: hessian, scheme: scheme,
+                            options: options, mask: start.mask,
+                            onRetry: { damp in
+                                warn?(entry.canonical, "the Hessian is not positive definite with the dampening asked for; retrying with damp=\(damp)")
+                            })
+                    } catch let error as EngineError {
+                        throw EngineError(path: error.path, subject: entry.canonical, error.message)
+                    }
+                    let weight = try Weight(packed: result.packed, mask: start.mask)
+                    try store.set(entry.weight, weight)
+                    var measured = try ModelQuantizer.measure(entry, original: start.values, quantized: weight, scheme: scheme.description)
+                    measured.outputError = try relativeOutputError(
+                        original: start.values, quantized: try weight.floats(), rows: start.rows, hessian: hessian)
+                    results.append(measured)
+                    done += 1
+                    progress?(done, entries.count)
+                }
+                accumulators = [:]
+            },
+            observes: { block in
+                guard let selected = byBlock[block] else { return false }
+                accumulators = [:]
+                for entry in selected where accumulators[entry.inputOf] == nil {
+                    let columns = (try? store.weight(entry.weight).inFeatures) ?? 0
+                    accumulators[entry.inputOf] = HessianAccumulator(size: columns)
+                }
+                return true
+            },
+            stopAfter: lastBlock, isCancelled: isCancelled)
+        return results
+    }
+
+    /// The relative output error of each named block layer (weights as held now against the
+    /// values they were quantized from), on its inputs in the model as it is now: the windows
+    /// run block by block, each block's Hessians collected and used, then dropped.
+    package static func outputErrors(
+        _ model: BlockModel, _ entries: [LayerNames.Entry], windows: [[Int]], progress: ((Int, Int) -> Void)? = nil,
+        isCancelled: @escaping () -> Bool = { false }
+    ) throws -> [String: Double] {
+        var byBlock: [Int: [LayerNames.Entry]] = [:]
+        for entry in entries {
+            if let block = blockIndex(entry.canonical) { byBlock[block, default: []].append(entry) }
+        }
+        guard let lastBlock = byBlock.keys.max() else { return [:] }
+        let store = model.weights
+        var errors: [String: Double] = [:]
+        var accumulators: [String: HessianAccumulator] = [:]
+        _ = try BlockRunner(model: model).runAll(
+            windows,
+            observer: { _, canonical, input in accumulators[canonical]?.add(input) },
+            afterBlock: { block in
+                for entry in byBlock[block] ?? [] {
+                    guard let hessian = accumulators[entry.inputOf] else { continue }
+                    let start = try ModelQuantizer.startingValues(store, entry.weight)
+                    errors[entry.canonical] = try relativeOutputError(
+                        original: start.values, quantized: try ModelQuantizer.outInValues(try store.weight(entry.weight)),
+                        rows: start.rows, hessian: hessian)
+                }
+                accumulators = [:]
+            },
+            observes: { block in
+                guard let selected = byBlock[block] else { return false }
+                for entry in selected where accumulators[entry.inputOf] == nil {
+                    accumulators[entry.inputOf] = HessianAccumulator(size: (try? store.weight(entry.weight).inFeatures) ?? 0)
+                }
+                return true
+            },
+            stopAfter: lastBlock, progress: progress, isCancelled: isCancelled)
+        return errors
+    }
+
+    /// ‖X(W − Ŵ)ᵀ‖ / ‖XWᵀ‖ over the inputs whose XᵀX is `hessian`: with Δ = W − Ŵ,
+    /// ‖XΔᵀ‖² = Σ_rows Δ_r H Δ_rᵀ, so the inputs themselves need not be kept.
+    package static func relativeOutputError(original: [Float], quantized: [Float], rows: Int, hessian: HessianAccumulator) throws -> Double {
+        let columns = hessian.size
+        guard original.count == rows * columns, quantized.count == original.count else {
+            throw EngineError("output error: a \(rows)×\(columns) weight expected")
+        }
+        func quadratic(_ m: [Float]) -> Double {
+            var product = [Float](repeating: 0, count: rows * columns)
+            GEMM.sgemm(m: rows, n: columns, k: columns, a: m, b: hessian.matrix, c: &product)
+            var sum = 0.0
+            for i in product.indices { sum += Double(product[i]) * Double(m[i]) }
+            return sum
+        }
+        let delta = zip(original, quantized).map { $0 - $1 }
+        let signal = quadratic(original)
+        return signal > 0 ? (max(0, quadratic(delta)) / signal).squareRoot() : 0
+    }
+}

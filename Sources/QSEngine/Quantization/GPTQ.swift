@@ -1,0 +1,263 @@
+import Foundation
+
+/// The sum of xxᵀ over the inputs a linear layer saw: the Hessian (up to a factor) of its
+/// layer-wise reconstruction error, which GPTQ and SparseGPT work from.
+package final class HessianAccumulator: @unchecked Sendable {
+    package let size: Int
+    package private(set) var matrix: [Float]
+    package private(set) var tokens = 0
+
+    package init(size: Int) {
+        self.size = size
+        matrix = [Float](repeating: 0, count: size * size)
+    }
+
+    /// Adds XᵀX of one batch of inputs, x [rows, size].
+    package func add(_ x: Activations) {
+        precondition(x.cols == size, "HessianAccumulator: inputs of \(x.cols) features, expected \(size)")
+        guard x.rows > 0 else { return }
+        x.data.withUnsafeBufferPointer { a in
+            matrix.withUnsafeMutableBufferPointer { h in
+                GEMM.sgemm(
+                    transA: true, transB: false, m: size, n: size, k: x.rows, alpha: 1, a: a.baseAddress!, lda: size,
+                    b: a.baseAddress!, ldb: size, beta: 1, c: h.baseAddress!, ldc: size)
+            }
+        }
+        tokens += x.rows
+    }
+}
+
+/// GPTQ (Frantar et al., 2022): quantizes a weight column by column in the order of the inverse
+/// Hessian's Cholesky factor, spreading each column's rounding error over the columns not yet
+/// quantized so that the layer's output on the calibration inputs moves as little as possible.
+/// Lazy updates in blocks of columns; optional act-order (columns by decreasing Hessian
+/// diagonal), with static groups when act-order meets groups (group parameters fixed from the
+/// weights before any update, in the original column order, so the codes keep the plain
+/// group layout that kernels and loaders expect).
+package enum GPTQ {
+    package struct Options: Sendable, Equatable {
+        /// Dampening added to the Hessian's diagonal, as a share of its mean.
+        package var damp: Double = 0.01
+        /// Columns per lazy-update block.
+        package var blockSize = 128
+        package var actOrder = false
+        /// With act-order and groups: fix each group's grid from the weights before any update,
+        /// in the original column order (codes keep the plain group layout); without, groups
+        /// follow the processing order and each column's group is recorded (GPTQ's g_idx).
+        package var staticGroups = true
+
+        package init(damp: Double = 0.01, blockSize: Int = 128, actOrder: Bool = false, staticGroups: Bool = true) {
+            self.damp = damp
+            self.blockSize = blockSize
+            self.actOrder = actOrder
+            self.staticGroups = staticGroups
+        }
+    }
+
+    /// What one layer's GPTQ did.
+    package struct Result: Sendable {
+        package var packed: PackedWeight
+        /// The dampening that made the Hessian positive definite (more than asked after retries).
+        package var damp: Double
+        /// Σ (w − ŵ)² / d² / 2 over the layer: GPTQ's own loss.
+        package var loss: Double
+    }
+
+    /// Quantizes W [rows, columns] (out×in) with the accumulated Hessian H [columns, columns].
+    /// When H with `options.damp` is not positive definite, the dampening is raised tenfold up
+    /// to three times (`onRetry` says so each time). Pruned elements (`mask`) stay zero.
+    package static func quantize(
+        _ weights: [Float], rows: Int, columns: Int, hessian: HessianAccumulator, scheme: QuantizationScheme,
+        options: Options = Options(), mask: PruningMask? = nil, onRetry: ((Double) -> Void)? = nil
+    ) throws -> Result {
+        guard weights.count == rows * columns, hessian.size == columns else {
+            throw EngineError("GPTQ: a \(rows)×\(columns) weight with a \(hessian.size)×\(hessian.size) Hessian")
+        }
+        guard options.blockSize > 0, options.damp >= 0, options.damp.isFinite else {
+            throw EngineError("GPTQ: blocks of \(options.blockSize) columns with dampening \(options.damp)")
+        }
+        guard scheme.bits >= 2 else { throw EngineError("GPTQ quantizes to 2 to 8 bits; bits=1 binarises by sign alone (use method=rtn)") }
+        // The matrix in double, dead inputs (never active) given a unit diagonal and zero weights.
+        var h = hessian.matrix.map(Double.init)
+        var w = weights
+        for i in 0 ..< columns where h[i * columns + i] == 0 {
+            h[i * columns + i] = 1
+            for r in 0 ..< rows { w[r * columns + i] = 0 }
+        }
+        // Act-order: columns by decreasing diagonal.
+        var order = Array(0 ..< columns)
+        if options.actOrder {
+            order.sort { h[$0 * columns + $0] > h[$1 * columns + $1] || (h[$0 * columns + $0] == h[$1 * columns + $1] && $0 < $1) }
+        }
+        let groupSize = min(columns, scheme.groupSize(columns: columns))
+        let grouped: Bool = if case .group = scheme.granularity { true } else { false }
+        // Static groups: each group's grid from the weights before any update, original order.
+        var staticGrids: [[GroupGrid]]?
+        if options.actOrder && grouped && options.staticGroups {
+            staticGrids = try grids(w, rows: rows, columns: columns, first: 0, groupSize: groupSize, scheme: scheme, allGroups: true)
+        }
+        // Permute W's columns and H into the processing order.
+        var permutedH = [Double](repeating: 0, count: columns * columns)
+        for i in 0 ..< columns { for j in 0 ..< columns { permutedH[i * columns + j] = h[order[i] * columns + order[j]] } }
+        let meanDiagonal = (0 ..< columns).reduce(0.0) { $0 + permutedH[$1 * columns + $1] } / Double(columns)
+        var damp = options.damp
+        var inverse: [Double]?
+        for attempt in 0 ..< 4 {
+            var dampened = permutedH
+            for i in 0 ..< columns { dampened[i * columns + i] += damp * meanDiagonal }
+            inverse = Cholesky.upperFactorOfInverse(dampened, n: columns)
+            if inverse != nil { break }
+            if attempt < 3 {
+                damp = damp > 0 ? damp * 10 : 0.01
+                onRetry?(damp)
+            }
+        }
+        guard let hinvDouble = inverse else {
+            throw EngineError("the Hessian is not positive definite even with dampening \(damp): the calibration inputs do not span this layer")
+        }
+        let hinv = hinvDouble.map(Float.init)
+        // Columns of W in processing order, each contiguous over rows: wt[i][r] = W[r, order[i]].
+        var wt = [Float](repeating: 0, count: columns * rows)
+        for i in 0 ..< columns { for r in 0 ..< rows { wt[i * rows + r] = w[r * columns + order[i]] } }
+        var codes = [UInt8](repeating: 0, count: rows * columns)
+        let scaleCount = scheme.granularity == .tensor ? 1 : rows * ((columns + groupSize - 1) / groupSize)
+        var scales = [Float](repeating: 0, count: scaleCount)
+        var zeros = [Float](repeating: 0, count: scaleCount)
+        var groupOfPosition = [Int32](repeating: 0, count: columns)
+        var loss = 0.0
+        // Row grids for the group being quantized (per channel and per tensor: fixed at the start).
+        var current: [GroupGrid] = []
+        if !grouped {
+            current = try grids(w, rows: rows, columns: columns, first: 0, groupSize: columns, scheme: scheme, allGroups: false).first ?? []
+            if scheme.granularity == .tensor {
+                let all = try w.withUnsafeBufferPointer { try GroupGrid.fit($0, scheme) }
+                current = Array(repeating: all, count: rows)
+            }
+            for r in 0 ..< rows {
+                let index = scheme.granularity == .tensor ? 0 : r
+                scales[index] = current[r].scale
+                zeros[index] = current[r].zero
+            }
+        }
+        let zeroCodes = { (grid: GroupGrid) in UInt8(grid.zero.rounded(.down)) }
+        var errors = [Float](repeating: 0, count: options.blockSize * rows)
+        var column = 0
+        while column < columns {
+            let end = min(columns, column + options.blockSize)
+            // The block's columns as it began: group grids are fitted to these, not to the
+            // columns the block's own updates have since moved (as the published code does).
+            let blockStart = Array(wt[column * rows ..< end * rows])
+            for i in column ..< end {
+                if grouped {
+                    if let staticGrids {
+                        let group = order[i] / groupSize
+                        current = staticGrids[group]
+                        groupOfPosition[i] = Int32(group)
+                    } else {
+                        if i % groupSize == 0 {
+                            // The grid of the next `groupSize` columns in processing order, from W
+                            // as the block began (the published algorithm's choice).
+                            current = try positionGrids(rows: rows, first: i, count: min(groupSize, columns - i), scheme: scheme) { position, r in
+                                position < end ? blockStart[(position - column) * rows + r] : wt[position * rows + r]
+                            }
+                            let group = i / groupSize
+                            for r in 0 ..< rows {
+                                scales[r * ((columns + groupSize - 1) / groupSize) + group] = current[r].scale
+                                zeros[r * ((columns + groupSize - 1) / groupSize) + group] = current[r].zero
+                            }
+                        }
+                        groupOfPosition[i] = Int32(i / groupSize)
+                    }
+                }
+                let d = hinv[i * columns + i]
+                let original = order[i]
+                try wt.withUnsafeMutableBufferPointer { wp in
+                    try errors.withUnsafeMutableBufferPointer { ep in
+                        let col = wp.baseAddress! + i * rows
+                        let err = ep.baseAddress! + (i - column) * rows
+                        for r in 0 ..< rows {
+                            let grid = current[r]
+                            let pruned = mask?.isKept(r * columns + original) == false
+                            let code = pruned ? zeroCodes(grid) : grid.code(col[r])
+                            codes[r * columns + original] = code
+                            let q = pruned ? 0 : grid.value(code)
+                            let e = (col[r] - q) / d
+                            loss += Double((col[r] - q) * (col[r] - q)) / Double(d * d) / 2
+                            err[r] = e
+                            guard e.isFinite else { throw EngineError("GPTQ: the update became \(e); the Hessian is too ill-conditioned") }
+                        }
+                        // Spread this column's error over the rest of the block.
+                        for j in i + 1 ..< end {
+                            let factor = hinv[i * columns + j]
+                            if factor == 0 { continue }
+                            let target = wp.baseAddress! + j * rows
+                            for r in 0 ..< rows { target[r] -= err[r] * factor }
+                        }
+                    }
+                }
+            }
+            // The block's errors onto every later column at once: Wt[end:] -= Hinv[col:end, end:]ᵀ · E.
+            if end < columns {
+                hinv.withUnsafeBufferPointer { hp in
+                    errors.withUnsafeBufferPointer { ep in
+                        wt.withUnsafeMutableBufferPointer { wp in
+                            GEMM.sgemm(
+                                transA: true, transB: false, m: columns - end, n: rows, k: end - column, alpha: -1,
+                                a: hp.baseAddress! + column * columns + end, lda: columns, b: ep.baseAddress!, ldb: rows,
+                                beta: 1, c: wp.baseAddress! + end * rows, ldc: rows)
+                        }
+                    }
+                }
+            }
+            column = end
+        }
+        if let staticGrids {
+            for (group, rowGrids) in staticGrids.enumerated() {
+                for r in 0 ..< rows {
+                    scales[r * staticGrids.count + group] = rowGrids[r].scale
+                    zeros[r * staticGrids.count + group] = rowGrids[r].zero
+                }
+            }
+        }
+        // Without static groups, act-order groups follow the processing order: the group of
+        // each original column is recorded (GPTQ's g_idx).
+        var groupIndex: [Int32]?
+        if grouped && options.actOrder && staticGrids == nil {
+            var index = [Int32](repeating: 0, count: columns)
+            for i in 0 ..< columns { index[order[i]] = groupOfPosition[i] }
+            groupIndex = index
+        }
+        let zero: PackedWeight.ZeroPoint = scheme.symmetric ? .constant(zeros[0]) : .perGroup(zeros)
+        let packed = try PackedWeight(
+            rows: rows, columns: columns, bits: scheme.bits, granularity: scheme.granularity,
+            codes: PackedWeight.pack(codes, rows: rows, columns: columns, bits: scheme.bits), scales: scales,
+            scaleType: scheme.scaleType, zero: zero, groupIndex: groupIndex)
+        return Result(packed: packed, damp: damp, loss: loss)
+    }
+
+    /// The row grids of the groups of W's original columns (static groups), or of one group.
+    static func grids(
+        _ w: [Float], rows: Int, columns: Int, first: Int, groupSize: Int, scheme: QuantizationScheme, allGroups: Bool
+    ) throws -> [[GroupGrid]] {
+        let groups = allGroups ? (columns + groupSize - 1) / groupSize : 1
+        return try (0 ..< groups).map { group in
+            let start = allGroups ? group * groupSize : first
+            let stop = min(columns, start + groupSize)
+            return try (0 ..< rows).map { r in
+                try w.withUnsafeBufferPointer { try GroupGrid.fit(UnsafeBufferPointer(rebasing: $0[r * columns + start ..< r * columns + stop]), scheme) }
+            }
+        }
+    }
+
+    /// The row grids of `count` consecutive columns in processing order, whose values `value`
+    /// gives by (position, row).
+    static func positionGrids(
+        rows: Int, first: Int, count: Int, scheme: QuantizationScheme, _ value: (Int, Int) -> Float
+    ) throws -> [GroupGrid] {
+        var row = [Float](repeating: 0, count: count)
+        return try (0 ..< rows).map { r in
+            for i in 0 ..< count { row[i] = value(first + i, r) }
+            return try row.withUnsafeBufferPointer { try GroupGrid.fit($0, scheme) }
+        }
+    }
+}
