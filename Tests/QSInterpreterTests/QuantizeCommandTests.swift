@@ -82,7 +82,7 @@ import Testing
         ("quantize layer.*.attn_norm", "t.qs:1:10:", "matches no linear layer"),
         ("quantize layer.* exclude=layer.*.mpl.*", "t.qs:1:18:", "close names"),
         ("quantize layer.* exclude=layer.*", "t.qs:1:18:", "leaves no layer"),
-        ("quantize layer.* method=gptq", "t.qs:1:25:", "allowed values"),
+        ("quantize layer.* method=hqq", "t.qs:1:25:", "allowed values"),
         ("quantize layer.* clip=max", "t.qs:1:23:", "allowed values"),
     ])
     func badInputIsADiagnosticAtItsOption(source: String, place: String, phrase: String) throws {

@@ -13,7 +13,7 @@ enum CalibrateCommand: Command {
         positionals: [ArgumentSpec("text", .path, help: "a text file or registry text (default: the 'eval_text' setting)")],
         options: [
             ArgumentSpec("samples", .integer, help: "windows", default: .number(128), range: 1...100_000),
-            ArgumentSpec("seqlen", .integer, help: "tokens per window", default: .number(512), range: 1...1_000_000),
+            ArgumentSpec("seqlen", .integer, help: "tokens per window (capped at the model's limit unless given)", default: .number(512), range: 1...1_000_000),
             ArgumentSpec("seed", .integer, help: "where the windows fall (default: the 'seed' setting)", range: 0...4_294_967_295),
         ],
         resultFields: [
@@ -26,8 +26,9 @@ enum CalibrateCommand: Command {
         let loaded = try session.workspace.requireModel()
         let text = invocation.isGiven("text") ? try invocation.text("text") : (session.setting("eval_text")?.text ?? "shakespeare")
         let samples = try invocation.integer("samples")
-        let length = try invocation.integer("seqlen")
         let limit = loaded.config.maxPositionEmbeddings
+        // Unless given, a window is 512 tokens or the model's limit, whichever is shorter.
+        let length = invocation.isGiven("seqlen") || limit <= 0 ? try invocation.integer("seqlen") : min(try invocation.integer("seqlen"), limit)
         if limit > 0, length > limit {
             throw CommandError.invalidArgument("seqlen", "\(length) is longer than \(loaded.name) allows (\(limit))")
         }
