@@ -12,13 +12,16 @@ typedef void (*qs_sgemm_fn)(int order, int transA, int transB, int m, int n, int
                             const float *a, int lda, const float *b, int ldb, float beta, float *c,
                             int ldc);
 typedef void (*qs_set_threads_fn)(int);
+// C = alpha * AᵀA + beta * C (trans) on one triangle of C: what X^T X needs, in half the work.
+typedef void (*qs_ssyrk_fn)(int order, int uplo, int trans, int n, int k, float alpha, const float *a, int lda,
+                            float beta, float *c, int ldc);
 // LAPACK (OpenBLAS ships it): Cholesky factorisation and the inverse from it, double precision.
 typedef void (*qs_dpotrf_fn)(const char *uplo, const int *n, double *a, const int *lda, int *info);
 typedef void (*qs_dpotri_fn)(const char *uplo, const int *n, double *a, const int *lda, int *info);
 typedef int (*qs_get_threads_fn)(void);
 typedef char *(*qs_corename_fn)(void);
 
-enum { QS_CBLAS_ROW_MAJOR = 101, QS_CBLAS_NO_TRANS = 111, QS_CBLAS_TRANS = 112 };
+enum { QS_CBLAS_ROW_MAJOR = 101, QS_CBLAS_NO_TRANS = 111, QS_CBLAS_TRANS = 112, QS_CBLAS_UPPER = 121 };
 
 static inline void *qs_blas_open(const char *path) { return dlopen(path, RTLD_NOW | RTLD_LOCAL); }
 static inline const char *qs_blas_error(void) { return dlerror(); }
@@ -29,6 +32,7 @@ static inline qs_set_threads_fn qs_blas_set_threads(void *handle) {
 static inline qs_get_threads_fn qs_blas_get_threads(void *handle) {
     return (qs_get_threads_fn)dlsym(handle, "openblas_get_num_threads");
 }
+static inline qs_ssyrk_fn qs_blas_ssyrk(void *handle) { return (qs_ssyrk_fn)dlsym(handle, "cblas_ssyrk"); }
 static inline qs_dpotrf_fn qs_lapack_dpotrf(void *handle) { return (qs_dpotrf_fn)dlsym(handle, "dpotrf_"); }
 static inline qs_dpotri_fn qs_lapack_dpotri(void *handle) { return (qs_dpotri_fn)dlsym(handle, "dpotri_"); }
 static inline qs_corename_fn qs_blas_corename(void *handle) {

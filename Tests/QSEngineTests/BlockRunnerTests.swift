@@ -87,3 +87,23 @@ extension BlockRunnerTests {
         #expect(abs(blockwise.meanNLL - nll / Double(scored)) < 1e-6)
     }
 }
+
+/// What the module tables declare about shared inputs is what the forward passes do: a layer
+/// said to receive another's input is shown the very same values.
+@Suite struct SharedInputTests {
+    @Test(arguments: ["llama", "qwen2", "gpt2", "bert"])
+    func layersSaidToShareAnInputSeeTheSameValues(name: String) throws {
+        let model = try BlockRunnerTests.model(name)
+        var inputs: [String: [Float]] = [:]
+        _ = try BlockRunner(model: model).runAll([[1, 5, 9, 13, 2, 7]]) { _, linear, input in inputs[linear] = input.data }
+        let sharing = model.names.entries.filter { $0.inputOf != $0.canonical }
+        if name != "gpt2" { #expect(!sharing.isEmpty) }
+        for entry in sharing {
+            #expect(inputs[entry.canonical] != nil && inputs[entry.canonical] == inputs[entry.inputOf], "\(name): \(entry.canonical) and \(entry.inputOf)")
+        }
+        // No other pair of layers in a block sees the same input unannounced (o, down read their own).
+        for entry in model.names.entries where entry.canonical.hasSuffix("attn.o") || entry.canonical.hasSuffix("mlp.down") {
+            #expect(entry.inputOf == entry.canonical)
+        }
+    }
+}

@@ -140,3 +140,25 @@ import Testing
         for i in decoded.indices where !kept[i] { #expect(decoded[i] == 0) }
     }
 }
+
+/// The Hessian accumulator sums XᵀX over batches (one triangle computed, the matrix whole).
+@Suite struct HessianAccumulatorTests {
+    @Test func sumsTheGramMatrixOfEveryBatch() {
+        var generator = TestGenerator(seed: 11)
+        let columns = 7
+        let batches = [3, 5, 1].map { rows in Activations(rows: rows, cols: columns, data: generator.floats(rows * columns)) }
+        let hessian = HessianAccumulator(size: columns)
+        for batch in batches { hessian.add(batch) }
+        #expect(hessian.tokens == 9)
+        let h = hessian.matrix
+        for i in 0 ..< columns {
+            for j in 0 ..< columns {
+                var expected: Float = 0
+                for batch in batches {
+                    for r in 0 ..< batch.rows { expected += batch.data[r * columns + i] * batch.data[r * columns + j] }
+                }
+                #expect(abs(h[i * columns + j] - expected) <= 1e-5 * max(1, abs(expected)), "H[\(i), \(j)]")
+            }
+        }
+    }
+}

@@ -8,6 +8,8 @@ package struct CalibrationSet: Sendable, Equatable {
     package var seed: UInt64
     /// The token ids of each window.
     package var windows: [[Int]]
+    /// Where each window begins in the text's tokens.
+    package var starts: [Int]
     /// Tokens in the text the windows were drawn from.
     package var textTokens: Int
 
@@ -20,10 +22,8 @@ package struct CalibrationSet: Sendable, Equatable {
         }
         var generator = SeededGenerator(seed: seed)
         let lastStart = tokens.count - length
-        windows = (0 ..< samples).map { _ in
-            let start = Int.random(in: 0 ... lastStart, using: &generator)
-            return Array(tokens[start ..< start + length])
-        }
+        starts = (0 ..< samples).map { _ in Int.random(in: 0 ... lastStart, using: &generator) }
+        windows = starts.map { Array(tokens[$0 ..< $0 + length]) }
         self.text = text
         self.samples = samples
         self.length = length

@@ -125,9 +125,10 @@ package enum CalibratedQuantizer {
         guard original.count == rows * columns, quantized.count == original.count else {
             throw EngineError("output error: a \(rows)×\(columns) weight expected")
         }
+        let h = hessian.matrix
         func quadratic(_ m: [Float]) -> Double {
             var product = [Float](repeating: 0, count: rows * columns)
-            GEMM.sgemm(m: rows, n: columns, k: columns, a: m, b: hessian.matrix, c: &product)
+            GEMM.sgemm(m: rows, n: columns, k: columns, a: m, b: h, c: &product)
             var sum = 0.0
             for i in product.indices { sum += Double(product[i]) * Double(m[i]) }
             return sum

@@ -4,12 +4,22 @@ import Foundation
 /// layer-wise reconstruction error, which GPTQ and SparseGPT work from.
 package final class HessianAccumulator: @unchecked Sendable {
     package let size: Int
-    package private(set) var matrix: [Float]
+    /// XᵀX summed so far, upper triangle only (symmetric rank-k updates do half the work).
+    private var upper: [Float]
     package private(set) var tokens = 0
 
     package init(size: Int) {
         self.size = size
-        matrix = [Float](repeating: 0, count: size * size)
+        upper = [Float](repeating: 0, count: size * size)
+    }
+
+    /// The whole symmetric matrix, row-major.
+    package var matrix: [Float] {
+        var full = upper
+        for row in 0 ..< size {
+            for column in 0 ..< row { full[row * size + column] = upper[column * size + row] }
+        }
+        return full
     }
 
     /// Adds XᵀX of one batch of inputs, x [rows, size].
@@ -17,11 +27,7 @@ package final class HessianAccumulator: @unchecked Sendable {
         precondition(x.cols == size, "HessianAccumulator: inputs of \(x.cols) features, expected \(size)")
         guard x.rows > 0 else { return }
         x.data.withUnsafeBufferPointer { a in
-            matrix.withUnsafeMutableBufferPointer { h in
-                GEMM.sgemm(
-                    transA: true, transB: false, m: size, n: size, k: x.rows, alpha: 1, a: a.baseAddress!, lda: size,
-                    b: a.baseAddress!, ldb: size, beta: 1, c: h.baseAddress!, ldc: size)
-            }
+            upper.withUnsafeMutableBufferPointer { GEMM.accumulateGram(a.baseAddress!, rows: x.rows, columns: size, into: $0.baseAddress!) }
         }
         tokens += x.rows
     }
@@ -78,7 +84,8 @@ package enum GPTQ {
         }
         guard scheme.bits >= 2 else { throw EngineError("GPTQ quantizes to 2 to 8 bits; bits=1 binarises by sign alone (use method=rtn)") }
         // The matrix in double, dead inputs (never active) given a unit diagonal and zero weights.
-        var h = hessian.matrix.map(Double.init)
+        let full = hessian.matrix
+        var h = full.map(Double.init)
         var w = weights
         for i in 0 ..< columns where h[i * columns + i] == 0 {
             h[i * columns + i] = 1

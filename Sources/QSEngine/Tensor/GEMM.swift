@@ -37,6 +37,17 @@ package enum GEMM {
         }
     }
 
+    /// C += AᵀA for A stored k×n (row-major, rows contiguous), updating only the upper
+    /// triangle of the n×n C (row-major: entries with column ≥ row); the rest is untouched.
+    package static func accumulateGram(_ a: UnsafePointer<Float>, rows k: Int, columns n: Int, into c: UnsafeMutablePointer<Float>) {
+        guard k > 0, n > 0 else { return }
+        BLAS.threadPoolLock.reading {
+            BLAS.library.ssyrk(
+                Int32(QS_CBLAS_ROW_MAJOR), Int32(QS_CBLAS_UPPER), Int32(QS_CBLAS_TRANS), Int32(n), Int32(k), 1, a, Int32(n), 1, c,
+                Int32(n))
+        }
+    }
+
     /// `sgemm` over packed arrays: `a` holds m·k values, `b` k·n, `c` m·n, rows contiguous.
     package static func sgemm(
         transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,

@@ -19,6 +19,7 @@ enum CalibrateCommand: Command {
         resultFields: [
             ("text", "the text"), ("samples", "windows"), ("seqlen", "tokens per window"), ("seed", "the seed"),
             ("tokens", "tokens in all windows"), ("text_tokens", "tokens of the text the windows were drawn from"),
+            ("starts", "where each window begins in the text's tokens (to draw the same windows elsewhere)"),
         ],
         examples: ["calibrate shakespeare", "calibrate shakespeare samples=128 seqlen=512 seed=1", "calibrate \"notes.txt\" samples=16 seqlen=256"])
 
@@ -44,6 +45,7 @@ enum CalibrateCommand: Command {
         return .record(Record([
             ("text", .string(text)), ("samples", .number(Double(samples))), ("seqlen", .number(Double(length))),
             ("seed", .number(Double(seed))), ("tokens", .number(Double(set.tokenCount))), ("text_tokens", .number(Double(set.textTokens))),
+            ("starts", .list(set.starts.map { .number(Double($0)) })),
         ]))
     }
 }
