@@ -10,9 +10,9 @@ import Testing
 @Suite struct GPTQCommandTests {
     /// The tiny Llama of the fixtures with a tokenizer of 61 lower-case WordPiece tokens, and a
     /// text to calibrate on, in a fresh folder.
-    static func model() throws -> (folder: URL, text: URL) {
+    static func model(_ name: String = "llama") throws -> (folder: URL, text: URL) {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("qs-gptq-\(UUID().uuidString)")
-        try FileManager.default.copyItem(at: QuantizeCommandTests.fixtures.appendingPathComponent("llama"), to: folder)
+        try FileManager.default.copyItem(at: QuantizeCommandTests.fixtures.appendingPathComponent(name), to: folder)
         var vocab: [(String, Int)] = [("[UNK]", 0)]
         let letters = "abcdefghijklmnopqrstuvwxyz".map(String.init)
         for letter in letters { vocab.append((letter, vocab.count)) }
@@ -42,6 +42,26 @@ import Testing
         _ = try session.run("load \"\(folder.path)\"", name: "t.qs")
         if let calibrate { _ = try session.run("calibrate \"\(text.path)\" \(calibrate)", name: "t.qs") }
         return (session, folder, text)
+    }
+
+    /// The quantization recipes of stdlib/quantize.qs on every architecture's tiny model.
+    @Test(arguments: ["llama", "qwen2", "mistral", "gpt2", "bert"])
+    func stdlibRecipesRunOnEveryArchitecture(name: String) throws {
+        let (folder, text) = try Self.model(name)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let stdlib = DocsAndRecipesTests.root.appendingPathComponent("stdlib").path
+        let session = Session(output: { _ in }, libraryDirectory: stdlib)
+        _ = try session.run("load \"\(folder.path)\"\nuse quantize", name: "t.qs")
+        let loaded = try #require(session.workspace.loaded)
+        let linear = try #require(loaded.model.names.entries.first { if case .linear = $0.kind { true } else { false } })
+        for (call, form) in [
+            ("int8_channel", "int8 channel asym"), ("int4_rtn group=16", "int4 g16"),
+            ("int4_gptq text=\"\(text.path)\" samples=4 seqlen=16 group=16", "int4 g16"),
+        ] {
+            _ = try session.run("reset\n" + call, name: "t.qs")
+            #expect(try loaded.weights.weight(linear.weight).formName == form, "\(name): \(call)")
+            #expect(try loaded.weights.weight(try #require(loaded.model.names.entries.first { $0.kind == .norm }).weight).isQuantized == false)
+        }
     }
 
     @Test func calibrationWindowsAreReproducible() throws {
