@@ -43,7 +43,7 @@ package final class FuzzHarness {
          "rms_norm_eps": 1e-5, "tie_word_embeddings": false, "bos_token_id": 1, "eos_token_id": 2}
         """
 
-    /// Scratch files of this process.
+    /// Scratch files of this harness (one folder per harness: tests make several at once).
     package let scratch: String
     /// A folder holding the tiny model (config.json, model.safetensors).
     package let tinyModel: String
@@ -51,8 +51,7 @@ package final class FuzzHarness {
     private var session: Session?
 
     package init() throws {
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("qs-fuzz-\(getpid())").path
-        try? FileManager.default.removeItem(atPath: scratch)
+        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("qs-fuzz-\(getpid())-\(UUID().uuidString)").path
         tinyModel = scratch + "/tiny"
         for folder in [tinyModel, scratch + "/safetensors", scratch + "/config"] {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import QSEngine
+import QSTestSupport
 
 @Suite struct BlockRunnerTests {
     static func model(_ name: String) throws -> BlockModel {
@@ -104,6 +105,33 @@ extension BlockRunnerTests {
         // No other pair of layers in a block sees the same input unannounced (o, down read their own).
         for entry in model.names.entries where entry.canonical.hasSuffix("attn.o") || entry.canonical.hasSuffix("mlp.down") {
             #expect(entry.inputOf == entry.canonical)
+        }
+    }
+}
+
+/// Sequences side by side (calibration's mode) give the states and observations of the plain
+/// order, up to the rounding of single- against multi-threaded products.
+@Suite struct ParallelSequenceTests {
+    @Test func sideBySideEqualsInOrder() throws {
+        let model = try BlockRunnerTests.model("llama")
+        let sequences = (0 ..< 6).map { s in (0 ..< 9 + s).map { ($0 * 7 + s * 3) % 90 } }
+        final class Counts: @unchecked Sendable {
+            let lock = NSLock()
+            var seen: [String: Int] = [:]
+            func add(_ key: String) { lock.withLock { seen[key, default: 0] += 1 } }
+        }
+        func run(_ parallel: Bool) throws -> ([Activations], [String: Int]) {
+            let counts = Counts()
+            let states = try BlockRunner(model: model, parallelSequences: parallel).runAll(
+                sequences, observer: { block, linear, _ in counts.add("\(block):\(linear)") }, afterBlock: { _ in })
+            return (states, counts.seen)
+        }
+        let (plain, plainSeen) = try run(false)
+        let (side, sideSeen) = try run(true)
+        #expect(plainSeen == sideSeen && plainSeen["1:layer.1.mlp.down"] == sequences.count)
+        for (a, b) in zip(plain, side) {
+            #expect(a.rows == b.rows)
+            #expect(relativeError(a.data, b.data) < 1e-5)
         }
     }
 }

@@ -11,10 +11,41 @@ package struct BlockRunner {
     package let model: BlockModel
     /// The fp32 copies of the weights the passes share.
     package let conversions: ConversionCache
+    /// Whether sequences run side by side, one per thread, each product single-threaded
+    /// (calibration's many windows of a few hundred tokens keep every core busier that way than
+    /// OpenBLAS's threads inside each small product do). The observer must then be thread-safe.
+    package let parallelSequences: Bool
 
-    package init(model: BlockModel, conversions: ConversionCache = ConversionCache(budgetBytes: ConversionCache.evaluationBudget)) {
+    package init(
+        model: BlockModel, conversions: ConversionCache = ConversionCache(budgetBytes: ConversionCache.evaluationBudget),
+        parallelSequences: Bool = false
+    ) {
         self.model = model
         self.conversions = conversions
+        self.parallelSequences = parallelSequences
+    }
+
+    /// Calls `body` for each index below `count`: in order on this thread, or spread over the
+    /// configured threads with OpenBLAS single-threaded meanwhile. The first error stops the rest.
+    func forEachSequence(_ count: Int, _ body: (Int) throws -> Void) throws {
+        let workers = parallelSequences ? min(ThreadCount.configured, count) : 1
+        guard workers > 1 else {
+            for i in 0 ..< count { try body(i) }
+            return
+        }
+        let failure = FirstError()
+        BLAS.setThreads(1)
+        defer { BLAS.setThreads(ThreadCount.configured) }
+        parallelFor(count, chunks: workers) { range in
+            for i in range {
+                if failure.error != nil { return }
+                do { try body(i) } catch {
+                    failure.record(error)
+                    return
+                }
+            }
+        }
+        if let error = failure.error { throw error }
     }
 
     /// The embedded sequences: the input of block 0.
@@ -25,8 +56,11 @@ package struct BlockRunner {
     /// Runs block `index` over every sequence in place.
     package func run(block index: Int, _ states: inout [Activations], observer: Observer? = nil) throws {
         let linearObserver: LinearObserver? = observer.map { observe in { name, input in observe(index, name, input) } }
-        for i in states.indices {
-            try model.block(index, &states[i], pass: ForwardPass(observer: linearObserver, conversions: conversions))
+        try states.withUnsafeMutableBufferPointer { buffer in
+            let shared = SharedStates(buffer)
+            try forEachSequence(shared.count) { i in
+                try model.block(index, &shared[i], pass: ForwardPass(observer: linearObserver, conversions: conversions))
+            }
         }
     }
 
@@ -50,10 +84,13 @@ package struct BlockRunner {
             if isCancelled() { throw EngineError.cancelled }
             if let afterBlock, observes(index) {
                 let linearObserver: LinearObserver? = observer.map { observe in { name, input in observe(index, name, input) } }
-                for i in states.indices {
-                    if isCancelled() { throw EngineError.cancelled }
-                    var copy = states[i]
-                    try model.block(index, &copy, pass: ForwardPass(observer: linearObserver, conversions: conversions))
+                try states.withUnsafeMutableBufferPointer { buffer in
+                    let shared = SharedStates(buffer)
+                    try forEachSequence(shared.count) { i in
+                        if isCancelled() { throw EngineError.cancelled }
+                        var copy = shared[i]
+                        try model.block(index, &copy, pass: ForwardPass(observer: linearObserver, conversions: conversions))
+                    }
                 }
                 try afterBlock(index)
                 if index != stopAfter { try run(block: index, &states) }
@@ -92,5 +129,21 @@ package struct BlockRunner {
             progress?(Double(last) / Double(sequences.count))
             first = last
         }
+    }
+}
+
+/// The states of a batch, handed to worker threads that each own their sequences' elements.
+struct SharedStates: @unchecked Sendable {
+    let base: UnsafeMutablePointer<Activations>
+    let count: Int
+
+    init(_ buffer: UnsafeMutableBufferPointer<Activations>) {
+        base = buffer.baseAddress ?? UnsafeMutablePointer(bitPattern: MemoryLayout<Activations>.alignment)!
+        count = buffer.count
+    }
+
+    subscript(i: Int) -> Activations {
+        get { base[i] }
+        nonmutating _modify { yield &base[i] }
     }
 }

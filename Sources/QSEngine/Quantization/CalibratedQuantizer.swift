@@ -32,7 +32,7 @@ package enum CalibratedQuantizer {
         let store = model.weights
         var results: [LayerQuantization] = []
         var accumulators: [String: HessianAccumulator] = [:]
-        let runner = BlockRunner(model: model)
+        let runner = BlockRunner(model: model, parallelSequences: true)
         let lastBlock = byBlock.keys.max() ?? -1
         var done = 0
         _ = try runner.runAll(
@@ -94,7 +94,7 @@ package enum CalibratedQuantizer {
         let store = model.weights
         var errors: [String: Double] = [:]
         var accumulators: [String: HessianAccumulator] = [:]
-        _ = try BlockRunner(model: model).runAll(
+        _ = try BlockRunner(model: model, parallelSequences: true).runAll(
             windows,
             observer: { _, canonical, input in accumulators[canonical]?.add(input) },
             afterBlock: { block in

@@ -7,6 +7,8 @@ package final class HessianAccumulator: @unchecked Sendable {
     /// XᵀX summed so far, upper triangle only (symmetric rank-k updates do half the work).
     private var upper: [Float]
     package private(set) var tokens = 0
+    /// Sequences may be observed from several threads at once.
+    private let lock = NSLock()
 
     package init(size: Int) {
         self.size = size
@@ -26,10 +28,12 @@ package final class HessianAccumulator: @unchecked Sendable {
     package func add(_ x: Activations) {
         precondition(x.cols == size, "HessianAccumulator: inputs of \(x.cols) features, expected \(size)")
         guard x.rows > 0 else { return }
-        x.data.withUnsafeBufferPointer { a in
-            upper.withUnsafeMutableBufferPointer { GEMM.accumulateGram(a.baseAddress!, rows: x.rows, columns: size, into: $0.baseAddress!) }
+        lock.withLock {
+            x.data.withUnsafeBufferPointer { a in
+                upper.withUnsafeMutableBufferPointer { GEMM.accumulateGram(a.baseAddress!, rows: x.rows, columns: size, into: $0.baseAddress!) }
+            }
+            tokens += x.rows
         }
-        tokens += x.rows
     }
 }
 
