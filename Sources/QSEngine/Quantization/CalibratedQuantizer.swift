@@ -31,52 +31,59 @@ package enum CalibratedQuantizer {
         }
         let store = model.weights
         var results: [LayerQuantization] = []
+        try eachLayerWithHessian(model, byBlock, windows: windows, isCancelled: isCancelled) { entry, hessian in
+            let start = try ModelQuantizer.startingValues(store, entry.weight)
+            let result: GPTQ.Result
+            do {
+                result = try GPTQ.quantize(
+                    start.values, rows: start.rows, columns: start.columns, hessian: hessian, scheme: scheme,
+                    options: options, mask: start.mask,
+                    onRetry: { damp in
+                        warn?(entry.canonical, "the Hessian is not positive definite with the dampening asked for; retrying with damp=\(damp)")
+                    })
+            } catch let error as EngineError {
+                throw EngineError(path: error.path, subject: entry.canonical, error.message)
+            }
+            let weight = try Weight(packed: result.packed, mask: start.mask)
+            try store.set(entry.weight, weight)
+            var measured = try ModelQuantizer.measure(entry, original: start.values, quantized: weight, scheme: scheme.description)
+            measured.outputError = try relativeOutputError(
+                original: start.values, quantized: try weight.floats(), rows: start.rows, hessian: hessian)
+            results.append(measured)
+            progress?(results.count, entries.count)
+        }
+        return results
+    }
+
+    /// Runs the windows block by block up to the last block `byBlock` names (blocks without
+    /// layers in it run once, unobserved). Each block with layers is observed first, one
+    /// Hessian per distinct input; then `body` gets each of its layers with its input's Hessian,
+    /// and may change the layer before the block's outputs are recomputed for the next block.
+    static func eachLayerWithHessian(
+        _ model: BlockModel, _ byBlock: [Int: [LayerNames.Entry]], windows: [[Int]], progress: ((Int, Int) -> Void)? = nil,
+        isCancelled: @escaping () -> Bool, _ body: @escaping (LayerNames.Entry, HessianAccumulator) throws -> Void
+    ) throws {
+        guard let lastBlock = byBlock.keys.max() else { return }
+        let store = model.weights
         var accumulators: [String: HessianAccumulator] = [:]
-        let runner = BlockRunner(model: model, parallelSequences: true)
-        let lastBlock = byBlock.keys.max() ?? -1
-        var done = 0
-        _ = try runner.runAll(
+        _ = try BlockRunner(model: model, parallelSequences: true).runAll(
             windows,
             observer: { _, canonical, input in accumulators[canonical]?.add(input) },
             afterBlock: { block in
-                guard let selected = byBlock[block] else { return }
-                for entry in selected {
+                for entry in byBlock[block] ?? [] {
                     if isCancelled() { throw EngineError.cancelled }
-                    guard let hessian = accumulators[entry.inputOf] else { continue }
-                    let start = try ModelQuantizer.startingValues(store, entry.weight)
-                    let result: GPTQ.Result
-                    do {
-                        result = try GPTQ.quantize(
-                            start.values, rows: start.rows, columns: start.columns, hessian: hessian, scheme: scheme,
-                            options: options, mask: start.mask,
-                            onRetry: { damp in
-                                warn?(entry.canonical, "the Hessian is not positive definite with the dampening asked for; retrying with damp=\(damp)")
-                            })
-                    } catch let error as EngineError {
-                        throw EngineError(path: error.path, subject: entry.canonical, error.message)
-                    }
-                    let weight = try Weight(packed: result.packed, mask: start.mask)
-                    try store.set(entry.weight, weight)
-                    var measured = try ModelQuantizer.measure(entry, original: start.values, quantized: weight, scheme: scheme.description)
-                    measured.outputError = try relativeOutputError(
-                        original: start.values, quantized: try weight.floats(), rows: start.rows, hessian: hessian)
-                    results.append(measured)
-                    done += 1
-                    progress?(done, entries.count)
+                    if let hessian = accumulators[entry.inputOf] { try body(entry, hessian) }
                 }
                 accumulators = [:]
             },
             observes: { block in
                 guard let selected = byBlock[block] else { return false }
-                accumulators = [:]
                 for entry in selected where accumulators[entry.inputOf] == nil {
-                    let columns = (try? store.weight(entry.weight).inFeatures) ?? 0
-                    accumulators[entry.inputOf] = HessianAccumulator(size: columns)
+                    accumulators[entry.inputOf] = HessianAccumulator(size: (try? store.weight(entry.weight).inFeatures) ?? 0)
                 }
                 return true
             },
-            stopAfter: lastBlock, isCancelled: isCancelled)
-        return results
+            stopAfter: lastBlock, progress: progress, isCancelled: isCancelled)
     }
 
     /// The relative output error of each named block layer (weights as held now against the
@@ -90,31 +97,14 @@ package enum CalibratedQuantizer {
         for entry in entries {
             if let block = blockIndex(entry.canonical) { byBlock[block, default: []].append(entry) }
         }
-        guard let lastBlock = byBlock.keys.max() else { return [:] }
         let store = model.weights
         var errors: [String: Double] = [:]
-        var accumulators: [String: HessianAccumulator] = [:]
-        _ = try BlockRunner(model: model, parallelSequences: true).runAll(
-            windows,
-            observer: { _, canonical, input in accumulators[canonical]?.add(input) },
-            afterBlock: { block in
-                for entry in byBlock[block] ?? [] {
-                    guard let hessian = accumulators[entry.inputOf] else { continue }
-                    let start = try ModelQuantizer.startingValues(store, entry.weight)
-                    errors[entry.canonical] = try relativeOutputError(
-                        original: start.values, quantized: try ModelQuantizer.outInValues(try store.weight(entry.weight)),
-                        rows: start.rows, hessian: hessian)
-                }
-                accumulators = [:]
-            },
-            observes: { block in
-                guard let selected = byBlock[block] else { return false }
-                for entry in selected where accumulators[entry.inputOf] == nil {
-                    accumulators[entry.inputOf] = HessianAccumulator(size: (try? store.weight(entry.weight).inFeatures) ?? 0)
-                }
-                return true
-            },
-            stopAfter: lastBlock, progress: progress, isCancelled: isCancelled)
+        try eachLayerWithHessian(model, byBlock, windows: windows, progress: progress, isCancelled: isCancelled) { entry, hessian in
+            let start = try ModelQuantizer.startingValues(store, entry.weight)
+            errors[entry.canonical] = try relativeOutputError(
+                original: start.values, quantized: try ModelQuantizer.outInValues(try store.weight(entry.weight)),
+                rows: start.rows, hessian: hessian)
+        }
         return errors
     }
 

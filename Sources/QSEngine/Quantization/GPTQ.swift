@@ -69,8 +69,6 @@ package enum GPTQ {
         package var packed: PackedWeight
         /// The dampening that made the Hessian positive definite (more than asked after retries).
         package var damp: Double
-        /// Σ (w − ŵ)² / d² / 2 over the layer: GPTQ's own loss.
-        package var loss: Double
     }
 
     /// Quantizes W [rows, columns] (out×in) with the accumulated Hessian H [columns, columns].
@@ -88,8 +86,7 @@ package enum GPTQ {
         }
         guard scheme.bits >= 2 else { throw EngineError("GPTQ quantizes to 2 to 8 bits; bits=1 binarises by sign alone (use method=rtn)") }
         // The matrix in double, dead inputs (never active) given a unit diagonal and zero weights.
-        let full = hessian.matrix
-        var h = full.map(Double.init)
+        var h = hessian.matrix.map(Double.init)
         var w = weights
         for i in 0 ..< columns where h[i * columns + i] == 0 {
             h[i * columns + i] = 1
@@ -135,14 +132,14 @@ package enum GPTQ {
         var scales = [Float](repeating: 0, count: scaleCount)
         var zeros = [Float](repeating: 0, count: scaleCount)
         var groupOfPosition = [Int32](repeating: 0, count: columns)
-        var loss = 0.0
         // Row grids for the group being quantized (per channel and per tensor: fixed at the start).
         var current: [GroupGrid] = []
         if !grouped {
-            current = try grids(w, rows: rows, columns: columns, first: 0, groupSize: columns, scheme: scheme, allGroups: false).first ?? []
             if scheme.granularity == .tensor {
                 let all = try w.withUnsafeBufferPointer { try GroupGrid.fit($0, scheme) }
                 current = Array(repeating: all, count: rows)
+            } else {
+                current = try grids(w, rows: rows, columns: columns, first: 0, groupSize: columns, scheme: scheme, allGroups: false)[0]
             }
             for r in 0 ..< rows {
                 let index = scheme.granularity == .tensor ? 0 : r
@@ -193,7 +190,6 @@ package enum GPTQ {
                             codes[r * columns + original] = code
                             let q = pruned ? 0 : grid.value(code)
                             let e = (col[r] - q) / d
-                            loss += Double((col[r] - q) * (col[r] - q)) / Double(d * d) / 2
                             err[r] = e
                             guard e.isFinite else { throw EngineError("GPTQ: the update became \(e); the Hessian is too ill-conditioned") }
                         }
@@ -243,7 +239,7 @@ package enum GPTQ {
             rows: rows, columns: columns, bits: scheme.bits, granularity: scheme.granularity,
             codes: PackedWeight.pack(codes, rows: rows, columns: columns, bits: scheme.bits), scales: scales,
             scaleType: scheme.scaleType, zero: zero, groupIndex: groupIndex)
-        return Result(packed: packed, damp: damp, loss: loss)
+        return Result(packed: packed, damp: damp)
     }
 
     /// The row grids of the groups of W's original columns (static groups), or of one group.
