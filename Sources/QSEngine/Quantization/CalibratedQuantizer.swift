@@ -15,23 +15,43 @@ package enum CalibratedQuantizer {
         return Int(parts[1])
     }
 
-    /// GPTQ of the named linear layers of the blocks, in order, on the calibration windows.
-    /// One Hessian is collected per distinct input (q, k and v share theirs). Every result
-    /// carries the layer's relative output error on its calibration inputs.
+    /// GPTQ of the named linear layers of the blocks, in order, on the calibration windows, all
+    /// on one scheme.
     package static func gptq(
         _ model: BlockModel, _ entries: [LayerNames.Entry], scheme: QuantizationScheme, options: GPTQ.Options,
         windows: [[Int]], warn: Warning? = nil, progress: ((Int, Int) -> Void)? = nil, isCancelled: @escaping () -> Bool = { false }
     ) throws -> [LayerQuantization] {
+        try gptq(
+            model, entries, schemes: { _ in scheme }, options: options, windows: windows, warn: warn, progress: progress,
+            isCancelled: isCancelled)
+    }
+
+    /// Groups block layers by their block; throws for a layer outside the blocks or not linear.
+    static func byBlock(_ entries: [LayerNames.Entry], method: String) throws -> [Int: [LayerNames.Entry]] {
         var byBlock: [Int: [LayerNames.Entry]] = [:]
         for entry in entries {
             guard let block = blockIndex(entry.canonical), case .linear = entry.kind else {
-                throw EngineError(subject: entry.canonical, "GPTQ quantizes the linear layers of the blocks; quantize \(entry.canonical) with method=rtn")
+                throw EngineError(subject: entry.canonical, "\(method) quantizes the linear layers of the blocks; quantize \(entry.canonical) with method=rtn")
             }
             byBlock[block, default: []].append(entry)
         }
+        return byBlock
+    }
+
+    /// GPTQ of the named linear layers of the blocks, in order, on the calibration windows, each
+    /// on the scheme `schemes` gives it (mixed precision in one pass). One Hessian is collected
+    /// per distinct input (q, k and v share theirs). Every result carries the layer's relative
+    /// output error on its calibration inputs.
+    package static func gptq(
+        _ model: BlockModel, _ entries: [LayerNames.Entry], schemes: @escaping (LayerNames.Entry) -> QuantizationScheme,
+        options: GPTQ.Options, windows: [[Int]], warn: Warning? = nil, progress: ((Int, Int) -> Void)? = nil,
+        isCancelled: @escaping () -> Bool = { false }
+    ) throws -> [LayerQuantization] {
+        let byBlock = try byBlock(entries, method: "GPTQ")
         let store = model.weights
         var results: [LayerQuantization] = []
         try eachLayerWithHessian(model, byBlock, windows: windows, isCancelled: isCancelled) { entry, hessian in
+            let scheme = schemes(entry)
             let start = try ModelQuantizer.startingValues(store, entry.weight)
             let result: GPTQ.Result
             do {
@@ -63,6 +83,21 @@ package enum CalibratedQuantizer {
         _ model: BlockModel, _ byBlock: [Int: [LayerNames.Entry]], windows: [[Int]], progress: ((Int, Int) -> Void)? = nil,
         isCancelled: @escaping () -> Bool, _ body: @escaping (LayerNames.Entry, HessianAccumulator) throws -> Void
     ) throws {
+        try eachBlockWithHessians(model, byBlock, windows: windows, progress: progress, isCancelled: isCancelled) { block, hessians in
+            for entry in byBlock[block] ?? [] {
+                if isCancelled() { throw EngineError.cancelled }
+                if let hessian = hessians[entry.inputOf] { try body(entry, hessian) }
+            }
+        }
+    }
+
+    /// Runs the windows block by block as `eachLayerWithHessian` does, giving `body` each
+    /// observed block with the Hessians (and channel statistics) of its layers' inputs, keyed by
+    /// `inputOf`, to change the block's weights before its outputs are recomputed.
+    static func eachBlockWithHessians(
+        _ model: BlockModel, _ byBlock: [Int: [LayerNames.Entry]], windows: [[Int]], progress: ((Int, Int) -> Void)? = nil,
+        isCancelled: @escaping () -> Bool, _ body: @escaping (Int, [String: HessianAccumulator]) throws -> Void
+    ) throws {
         guard let lastBlock = byBlock.keys.max() else { return }
         let store = model.weights
         var accumulators: [String: HessianAccumulator] = [:]
@@ -70,9 +105,9 @@ package enum CalibratedQuantizer {
             windows,
             observer: { _, canonical, input in accumulators[canonical]?.add(input) },
             afterBlock: { block in
-                for entry in byBlock[block] ?? [] {
+                if byBlock[block] != nil {
                     if isCancelled() { throw EngineError.cancelled }
-                    if let hessian = accumulators[entry.inputOf] { try body(entry, hessian) }
+                    try body(block, accumulators)
                 }
                 accumulators = [:]
             },

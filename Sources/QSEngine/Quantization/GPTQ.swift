@@ -7,12 +7,22 @@ package final class HessianAccumulator: @unchecked Sendable {
     /// XᵀX summed so far, upper triangle only (symmetric rank-k updates do half the work).
     private var upper: [Float]
     package private(set) var tokens = 0
+    /// Per input channel, Σ|x| and max |x| over the tokens (AWQ's and SmoothQuant's statistics).
+    package private(set) var absoluteSums: [Double]
+    package private(set) var absoluteMaxima: [Float]
     /// Sequences may be observed from several threads at once.
     private let lock = NSLock()
 
     package init(size: Int) {
         self.size = size
         upper = [Float](repeating: 0, count: size * size)
+        absoluteSums = [Double](repeating: 0, count: size)
+        absoluteMaxima = [Float](repeating: 0, count: size)
+    }
+
+    /// Per input channel, the mean |x| over the tokens seen.
+    package var absoluteMeans: [Float] {
+        absoluteSums.map { Float($0 / Double(max(tokens, 1))) }
     }
 
     /// The whole symmetric matrix, row-major.
@@ -28,11 +38,27 @@ package final class HessianAccumulator: @unchecked Sendable {
     package func add(_ x: Activations) {
         precondition(x.cols == size, "HessianAccumulator: inputs of \(x.cols) features, expected \(size)")
         guard x.rows > 0 else { return }
+        var sums = [Double](repeating: 0, count: size)
+        var maxima = [Float](repeating: 0, count: size)
+        x.data.withUnsafeBufferPointer { a in
+            for r in 0 ..< x.rows {
+                let row = a.baseAddress! + r * size
+                for c in 0 ..< size {
+                    let v = abs(row[c])
+                    sums[c] += Double(v)
+                    if v > maxima[c] { maxima[c] = v }
+                }
+            }
+        }
         lock.withLock {
             x.data.withUnsafeBufferPointer { a in
                 upper.withUnsafeMutableBufferPointer { GEMM.accumulateGram(a.baseAddress!, rows: x.rows, columns: size, into: $0.baseAddress!) }
             }
             tokens += x.rows
+            for c in 0 ..< size {
+                absoluteSums[c] += sums[c]
+                absoluteMaxima[c] = max(absoluteMaxima[c], maxima[c])
+            }
         }
     }
 }
