@@ -112,6 +112,31 @@ package struct ModuleTable: Sendable {
     /// Name endings of tensors that are buffers rather than weights (`embeddings.position_ids`),
     /// accepted in a checkpoint and not used.
     package var ignoredSuffixes: [String] = []
+    /// Where a block can fold per-channel smoothing (AWQ, SmoothQuant), in forward order.
+    package var smoothing: [SmoothingMapping] = []
+}
+
+/// A place in a block where the input of some linear layers can be divided by per-channel
+/// factors s while those layers' input columns are multiplied by s, leaving the block's function
+/// unchanged: the layers read their input straight from a normalisation (whose scale, and
+/// shift, divide by s) or from the output rows of a linear layer (which divide by s).
+package struct SmoothingMapping: Sendable, Equatable {
+    package enum Source: Sendable, Equatable {
+        /// A norm's weight (and bias) in the block (`attn_norm`).
+        case norm(String)
+        /// Output rows `firstRow ..< firstRow + width` of a linear layer in the block (`attn.v`;
+        /// GPT-2's fused q/k/v gives v from its third third), with its bias.
+        case linear(String, firstRow: Int)
+    }
+
+    package var source: Source
+    /// The block's linear layers that read that input (`attn.q`, `attn.k`, `attn.v`).
+    package var layers: [String]
+
+    package init(_ source: Source, _ layers: [String]) {
+        self.source = source
+        self.layers = layers
+    }
 }
 
 /// Where an architecture's tensors come from in a GGUF file, and how its metadata reads.

@@ -68,12 +68,13 @@ package struct BlockRunner {
     /// (the calibrated compressors quantize or prune there) before the outputs are recomputed.
     /// The observing pass runs one sequence at a time on a copy, so it holds one sequence's
     /// states beyond the batch's; blocks `observes` declines are run once, unobserved.
+    /// `blockInputs` sees an observed block's inputs just before `afterBlock` runs.
     /// With `stopAfter`, blocks after it are not run (the states returned are not the model's
     /// output). `progress` gets (blocks done, blocks).
     package func runAll(
         _ sequences: [[Int]], observer: Observer? = nil, afterBlock: ((Int) throws -> Void)? = nil,
         observes: (Int) -> Bool = { _ in true }, stopAfter: Int? = nil, progress: ((Int, Int) -> Void)? = nil,
-        isCancelled: () -> Bool = { false }
+        isCancelled: () -> Bool = { false }, blockInputs: ((Int, [Activations]) throws -> Void)? = nil
     ) throws -> [Activations] {
         var states = try embed(sequences)
         let blocks = model.config.numHiddenLayers
@@ -92,6 +93,7 @@ package struct BlockRunner {
                         try model.block(index, &copy, pass: ForwardPass(observer: linearObserver, conversions: conversions))
                     }
                 }
+                try blockInputs?(index, states)
                 try afterBlock(index)
                 if index != stopAfter { try run(block: index, &states) }
             } else {

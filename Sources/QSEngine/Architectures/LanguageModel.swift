@@ -79,6 +79,8 @@ extension BlockModel {
     /// showing its input to the pass's observer.
     func linear(_ canonical: String, _ x: Activations, pass: ForwardPass) throws -> Activations {
         let entry = names.required(canonical)
+        // Inputs quantized (simulated) for this layer are what it multiplies, and what is observed.
+        let x = weights.activationQuantization(entry.weight)?.apply(x) ?? x
         pass.observer?(canonical, x)
         return try WeightProduct.linear(
             x, try weights.weight(entry.weight), bias: entry.hasBias ? try weights.floats(entry.bias) : nil,

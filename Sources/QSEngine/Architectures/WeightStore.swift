@@ -12,6 +12,8 @@ package final class WeightStore: @unchecked Sendable {
     private var original: [String: Weight] = [:]
     private var changed: [String: Versioned] = [:]
     private var vectors: [String: (version: Int, values: [Float])] = [:]
+    /// Linear weights whose inputs are quantized (simulated) before the product, by tensor name.
+    private var activations: [String: ActivationQuantization] = [:]
     private var lastVersion = 0
     private let lock = NSLock()
 
@@ -19,11 +21,15 @@ package final class WeightStore: @unchecked Sendable {
     fileprivate struct Versioned: Sendable {
         var weight: Weight
         var version: Int
+        /// For a quantized or cast weight, the form it was made from (stored, dense or scaled,
+        /// never itself a quantization): what a later quantization starts from.
+        var origin: Weight?
     }
 
     /// The changed weights at one moment.
     package struct Snapshot: Sendable {
         fileprivate var changed: [String: Versioned]
+        fileprivate var activations: [String: ActivationQuantization] = [:]
         /// Names of the tensors that differ from the checkpoint.
         package var changedTensors: [String] { changed.keys.sorted() }
     }
@@ -57,6 +63,16 @@ package final class WeightStore: @unchecked Sendable {
 
     /// The weight of this name as the checkpoint stores it.
     package func original(_ name: String) throws -> Weight {
+        guard let weight = original[name] else { throw missing(name) }
+        return weight
+    }
+
+    /// The form a later quantization of `name` starts from: the current form when it is not a
+    /// quantization or cast, else the form it was made from (as loaded, pruned or smoothed).
+    package func origin(_ name: String) throws -> Weight {
+        lock.lock()
+        defer { lock.unlock() }
+        if let current = changed[name] { return current.weight.isQuantized ? current.origin ?? original[name]! : current.weight }
         guard let weight = original[name] else { throw missing(name) }
         return weight
     }
@@ -103,8 +119,28 @@ package final class WeightStore: @unchecked Sendable {
         }
         lock.lock()
         lastVersion += 1
-        changed[name] = Versioned(weight: weight, version: lastVersion)
+        var origin: Weight?
+        if weight.isQuantized {
+            let previous = changed[name]
+            origin = previous.map { $0.weight.isQuantized ? $0.origin : $0.weight } ?? nil
+        }
+        changed[name] = Versioned(weight: weight, version: lastVersion, origin: origin)
         vectors[name] = nil
+        lock.unlock()
+    }
+
+    /// How the inputs of the linear weight `name` are quantized before its product, if they are.
+    package func activationQuantization(_ name: String) -> ActivationQuantization? {
+        lock.lock()
+        defer { lock.unlock() }
+        return activations.isEmpty ? nil : activations[name]
+    }
+
+    /// Quantizes (simulated) the inputs of the linear weight `name` from now on, or no longer (nil).
+    package func setActivationQuantization(_ name: String, _ scheme: ActivationQuantization?) throws {
+        guard original[name] != nil else { throw missing(name) }
+        lock.lock()
+        activations[name] = scheme
         lock.unlock()
     }
 
@@ -121,13 +157,14 @@ package final class WeightStore: @unchecked Sendable {
     package func snapshot() -> Snapshot {
         lock.lock()
         defer { lock.unlock() }
-        return Snapshot(changed: changed)
+        return Snapshot(changed: changed, activations: activations)
     }
 
     /// Puts back the changes of a snapshot.
     package func restore(_ snapshot: Snapshot) {
         lock.lock()
         changed = snapshot.changed
+        activations = snapshot.activations
         lock.unlock()
     }
 
@@ -135,6 +172,7 @@ package final class WeightStore: @unchecked Sendable {
     package func reset() {
         lock.lock()
         changed.removeAll()
+        activations.removeAll()
         lock.unlock()
     }
 
@@ -142,7 +180,7 @@ package final class WeightStore: @unchecked Sendable {
     package var isModified: Bool {
         lock.lock()
         defer { lock.unlock() }
-        return !changed.isEmpty
+        return !changed.isEmpty || !activations.isEmpty
     }
 
     /// Names of the tensors that differ from the checkpoint, sorted.

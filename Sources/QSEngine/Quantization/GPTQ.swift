@@ -13,9 +13,13 @@ package final class HessianAccumulator: @unchecked Sendable {
     /// Sequences may be observed from several threads at once.
     private let lock = NSLock()
 
-    package init(size: Int) {
+    /// Whether XᵀX is summed (without it, only the per-channel statistics are).
+    package let collectsGram: Bool
+
+    package init(size: Int, gram: Bool = true) {
         self.size = size
-        upper = [Float](repeating: 0, count: size * size)
+        collectsGram = gram
+        upper = [Float](repeating: 0, count: gram ? size * size : 0)
         absoluteSums = [Double](repeating: 0, count: size)
         absoluteMaxima = [Float](repeating: 0, count: size)
     }
@@ -51,8 +55,10 @@ package final class HessianAccumulator: @unchecked Sendable {
             }
         }
         lock.withLock {
-            x.data.withUnsafeBufferPointer { a in
-                upper.withUnsafeMutableBufferPointer { GEMM.accumulateGram(a.baseAddress!, rows: x.rows, columns: size, into: $0.baseAddress!) }
+            if collectsGram {
+                x.data.withUnsafeBufferPointer { a in
+                    upper.withUnsafeMutableBufferPointer { GEMM.accumulateGram(a.baseAddress!, rows: x.rows, columns: size, into: $0.baseAddress!) }
+                }
             }
             tokens += x.rows
             for c in 0 ..< size {

@@ -41,14 +41,14 @@ package struct LayerQuantization: Sendable {
 /// pruned), never from an earlier quantization: quantizing a layer again replaces what it had.
 package enum ModelQuantizer {
     /// The values a quantization of `name` starts from, as an out×in matrix: the current
-    /// values, or the checkpoint's when the current form is itself a quantization or a cast,
-    /// with the weight's pruning mask applied.
+    /// values, or when the current form is itself a quantization or a cast, those of the form it
+    /// was made from (as loaded, pruned or smoothed), with the weight's pruning mask applied.
     package static func startingValues(_ store: WeightStore, _ name: String) throws
         -> (values: [Float], rows: Int, columns: Int, mask: PruningMask?)
     {
         let current = try store.weight(name)
         guard current.shape.count == 2 else { throw EngineError(subject: name, "has shape \(current.shape); only matrices are quantized") }
-        let source = current.isQuantized ? try store.original(name) : current
+        let source = current.isQuantized ? try store.origin(name) : current
         let rows = source.outFeatures
         let columns = source.inFeatures
         var values = try source.floats()
@@ -95,6 +95,34 @@ package enum ModelQuantizer {
             let weight = try Weight(cast: start.values, shape: [start.rows, start.columns], to: dtype, mask: start.mask)
             try store.set(entry.weight, weight)
             results.append(try measure(entry, original: start.values, quantized: weight, scheme: dtype.rawValue))
+        }
+        return results
+    }
+
+    /// Rounds each named weight to float8 e4m3 with one fp32 scale per output row, max|w| / 448
+    /// (llm-compressor's FP8 weights).
+    package static func castToFloat8(
+        _ store: WeightStore, _ entries: [LayerNames.Entry], isCancelled: () -> Bool = { false }
+    ) throws -> [LayerQuantization] {
+        var results: [LayerQuantization] = []
+        for entry in entries {
+            if isCancelled() { throw EngineError.cancelled }
+            let start = try startingValues(store, entry.weight)
+            var codes = [UInt8](repeating: 0, count: start.values.count)
+            var scales = [Float](repeating: 1, count: start.rows)
+            for r in 0 ..< start.rows {
+                let row = start.values[r * start.columns ..< (r + 1) * start.columns]
+                let largest = row.reduce(Float(0)) { max($0, abs($1)) }
+                let scale = largest > 0 ? largest / Float8.e4m3Max : 1
+                scales[r] = scale
+                for (c, value) in row.enumerated() { codes[r * start.columns + c] = Float8.e4m3Code(value / scale) }
+            }
+            let packed = try PackedWeight(
+                rows: start.rows, columns: start.columns, bits: 8, granularity: .channel, codes: codes, scales: scales,
+                scaleType: .f32, zero: .constant(0), codeFormat: .e4m3)
+            let weight = try Weight(packed: packed, mask: start.mask)
+            try store.set(entry.weight, weight)
+            results.append(try measure(entry, original: start.values, quantized: weight, scheme: "f8 e4m3 channel"))
         }
         return results
     }

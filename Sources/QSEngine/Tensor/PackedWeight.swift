@@ -1,3 +1,5 @@
+import Foundation
+
 /// A quantized linear weight, [rows = out, columns = in]: an integer code of `bits` bits per
 /// element, and per group of input columns a scale and a zero point. It holds exactly what
 /// GPTQ, compressed-tensors and GGUF's Q8_0/Q4_0/Q4_1 checkpoints store, so that writing one
@@ -30,9 +32,18 @@ package struct PackedWeight: Sendable, Equatable {
         case offset([Float])
     }
 
+    /// What a code is before its scale: an integer, or (8-bit codes) a float8 e4m3 number.
+    package enum CodeFormat: Sendable, Equatable {
+        case integer
+        /// Float8 e4m3 ("fn": 4 exponent bits, bias 7, 3 mantissa bits, no infinities, largest
+        /// 448), as FP8 checkpoints store their weights.
+        case e4m3
+    }
+
     package let rows: Int
     package let columns: Int
     package let bits: Int
+    package let codeFormat: CodeFormat
     package let granularity: Granularity
     /// The codes, `rowBytes` bytes a row.
     package let codes: [UInt8]
@@ -66,7 +77,7 @@ package struct PackedWeight: Sendable, Equatable {
     /// Checks every count against the shape. Throws naming what does not fit.
     package init(
         rows: Int, columns: Int, bits: Int, granularity: Granularity, codes: [UInt8], scales: [Float],
-        scaleType: DType = .f16, zero: ZeroPoint, groupIndex: [Int32]? = nil
+        scaleType: DType = .f16, zero: ZeroPoint, groupIndex: [Int32]? = nil, codeFormat: CodeFormat = .integer
     ) throws {
         guard rows > 0, columns > 0 else { throw EngineError("a packed weight needs a positive shape, got [\(rows), \(columns)]") }
         guard (1 ... 8).contains(bits) else { throw EngineError("packed codes have 1 to 8 bits, got \(bits)") }
@@ -80,6 +91,11 @@ package struct PackedWeight: Sendable, Equatable {
         self.scaleType = scaleType
         self.zero = zero
         self.groupIndex = groupIndex
+        self.codeFormat = codeFormat
+        if codeFormat == .e4m3 {
+            guard bits == 8, zero == .constant(0) else { throw EngineError("float8 codes are 8 bits with no zero point") }
+            guard !codes.contains(where: { $0 & 0x7F == 0x7F }) else { throw EngineError("a float8 e4m3 code is NaN") }
+        }
         if case .group(let size) = granularity, size <= 0 { throw EngineError("group size must be positive, got \(size)") }
         guard codes.count == rows * rowBytes else {
             throw EngineError("\(rows)×\(columns) codes of \(bits) bits take \(rows * rowBytes) bytes, got \(codes.count)")
@@ -217,6 +233,10 @@ package struct PackedWeight: Sendable, Equatable {
     ) {
         let bits = bits
         let rowBytes = rowBytes
+        if codeFormat == .e4m3 {
+            for column in range { out[column] = scale * Float8.e4m3Values[Int(row[column])] }
+            return
+        }
         switch zero {
         case .constant(let z):
             for column in range { out[column] = scale * (Float(Self.code(row, column: column, bits: bits, rowBytes: rowBytes)) - z) }
@@ -236,5 +256,41 @@ package struct PackedWeight: Sendable, Equatable {
         case .bf16: return HalfConversion.bf16ToFloat(HalfConversion.floatToBF16(value)) == value
         default: return true
         }
+    }
+}
+
+/// Float8 e4m3 ("fn"): the 256 values of its codes, and rounding to the nearest (ties to an
+/// even code), saturating at ±448.
+package enum Float8 {
+    /// The value of every code; the two NaN codes (0x7F, 0xFF) decode as NaN.
+    package static let e4m3Values: [Float] = (0 ..< 256).map { code in
+        let sign: Float = code & 0x80 != 0 ? -1 : 1
+        let exponent = (code >> 3) & 0xF
+        let mantissa = Float(code & 0x7)
+        if exponent == 0xF && code & 0x7 == 0x7 { return .nan }
+        if exponent == 0 { return sign * mantissa / 8 * Float(pow(2.0, -6.0)) }
+        return sign * (1 + mantissa / 8) * Float(pow(2.0, Double(exponent - 7)))
+    }
+
+    /// The largest finite value, 448.
+    package static let e4m3Max: Float = 448
+
+    /// The code nearest `value` (ties to the even code), saturating at ±448; NaN has none.
+    package static func e4m3Code(_ value: Float) -> UInt8 {
+        let magnitude = min(abs(value), e4m3Max)
+        // Positive codes 0 ..< 0x7F are increasing in value: binary search for the nearest.
+        var low = 0
+        var high = 0x7E
+        while low < high {
+            let middle = (low + high + 1) / 2
+            if e4m3Values[middle] <= magnitude { low = middle } else { high = middle - 1 }
+        }
+        var code = low
+        if code < 0x7E {
+            let below = magnitude - e4m3Values[code]
+            let above = e4m3Values[code + 1] - magnitude
+            if above < below || (above == below && code & 1 == 1) { code += 1 }
+        }
+        return UInt8(code) | (value < 0 && code != 0 ? 0x80 : 0)
     }
 }

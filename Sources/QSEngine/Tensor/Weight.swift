@@ -6,6 +6,30 @@ package enum WeightLayout: Sendable, Equatable {
     case inOut
 }
 
+/// Factors a linear weight's values are multiplied by, per input feature and per output
+/// feature: the smoothing AWQ and SmoothQuant fold into a layer (its input columns scaled by s
+/// while the layer before divides by s), held beside a stored form and applied as it converts,
+/// so smoothing costs no fp32 copy.
+package struct ChannelScaling: Sendable, Equatable {
+    package var input: [Float]?
+    package var output: [Float]?
+
+    package init(input: [Float]? = nil, output: [Float]? = nil) {
+        self.input = input
+        self.output = output
+    }
+
+    /// This scaling followed by `other` (factors multiply).
+    func then(_ other: ChannelScaling) -> ChannelScaling {
+        func combine(_ a: [Float]?, _ b: [Float]?) -> [Float]? {
+            guard let a else { return b }
+            guard let b else { return a }
+            return zip(a, b).map { $0 * $1 }
+        }
+        return ChannelScaling(input: combine(input, other.input), output: combine(output, other.output))
+    }
+}
+
 /// A tensor's values in one of the forms qs holds them, with an optional pruning mask:
 ///
 /// - `stored`: the checkpoint's bytes in the mapped file, in the file's dtype (GGUF blocks
@@ -32,6 +56,8 @@ package struct Weight: Sendable {
     /// For a dense form, the type its values are exact in and would be saved as: f32, or f16 or
     /// bf16 after a cast. Bytes are counted at that size.
     package private(set) var denseType: DType = .f32
+    /// For a stored form, factors applied to its values as they convert (smoothing).
+    package private(set) var scaling: ChannelScaling?
 
     /// The checkpoint's tensor as stored.
     package init(stored tensor: StoredTensor, layout: WeightLayout = .outIn) {
@@ -120,9 +146,10 @@ package struct Weight: Sendable {
     /// quantization (`int4 g32 asym`).
     package var formName: String {
         switch form {
-        case .stored(let tensor): return tensor.dtype.rawValue
+        case .stored(let tensor): return tensor.dtype.rawValue + (scaling == nil ? "" : " scaled")
         case .dense: return denseType.rawValue
         case .packed(let packed):
+            if packed.codeFormat == .e4m3 { return packed.granularity == .channel ? "f8 e4m3 channel" : "f8 e4m3" }
             var name = "int\(packed.bits)"
             switch packed.granularity {
             case .tensor: name += " tensor"
@@ -163,6 +190,7 @@ package struct Weight: Sendable {
             return values
         case .stored(let tensor):
             var values = try Dequantize.floats(tensor)
+            values.withUnsafeMutableBufferPointer { applyScaling(to: $0.baseAddress!, rows: 0 ..< rowCount) }
             if let mask { values.withUnsafeMutableBufferPointer { mask.apply(to: $0.baseAddress!, first: 0, count: $0.count) } }
             return values
         case .packed(let packed):
@@ -190,6 +218,7 @@ package struct Weight: Sendable {
         switch form {
         case .stored(let tensor):
             try Dequantize.rows(tensor, range, into: destination)
+            applyScaling(to: destination, rows: range)
             mask?.apply(to: destination, first: range.lowerBound * length, count: range.count * length)
         case .dense(let values):
             values.withUnsafeBufferPointer {
@@ -208,7 +237,7 @@ package struct Weight: Sendable {
         case .dense(let values):
             return try values.withUnsafeBufferPointer(body)
         case .stored(let tensor):
-            guard tensor.dtype == .f32, tensor.rotaryPermutationHeads == nil, mask == nil,
+            guard tensor.dtype == .f32, tensor.rotaryPermutationHeads == nil, mask == nil, scaling == nil,
                 tensor.byteCount == count * 4, tensor.file.slice(offset: tensor.offset, length: tensor.byteCount) != nil
             else { return nil }
             return try tensor.withBytes { raw in
@@ -218,6 +247,51 @@ package struct Weight: Sendable {
         case .packed:
             return nil
         }
+    }
+
+    /// Multiplies rows `rows` of the tensor (converted, `rows.count × rowLength` values) by the
+    /// scaling's factors, in the tensor's layout.
+    private func applyScaling(to values: UnsafeMutablePointer<Float>, rows: Range<Int>) {
+        guard let scaling else { return }
+        let length = rowLength
+        let (rowFactors, columnFactors) = layout == .outIn ? (scaling.output, scaling.input) : (scaling.input, scaling.output)
+        for (offset, row) in rows.enumerated() {
+            let base = values + offset * length
+            if let rowFactors {
+                let f = rowFactors[row]
+                for c in 0 ..< length { base[c] *= f }
+            }
+            if let columnFactors {
+                for c in 0 ..< length { base[c] *= columnFactors[c] }
+            }
+        }
+    }
+
+    /// The same linear weight with its values multiplied by `scaling` (per input and per output
+    /// feature): dense values are multiplied now, a stored form keeps the factors and applies
+    /// them as it converts. A quantized form cannot be scaled (its codes would have to change).
+    package func scaled(_ factors: ChannelScaling) throws -> Weight {
+        guard shape.count == 2 else { throw EngineError("only a matrix can be scaled per channel; the weight has shape \(shape)") }
+        if let input = factors.input, input.count != inFeatures {
+            throw EngineError("\(input.count) input factors for a weight of \(inFeatures) inputs")
+        }
+        if let output = factors.output, output.count != outFeatures {
+            throw EngineError("\(output.count) output factors for a weight of \(outFeatures) outputs")
+        }
+        var copy = self
+        switch form {
+        case .stored:
+            copy.scaling = (scaling ?? ChannelScaling()).then(factors)
+        case .dense(var values):
+            guard denseType == .f32 else { throw EngineError("a weight cast to \(denseType.rawValue) cannot be scaled without rounding again") }
+            copy.scaling = factors
+            values.withUnsafeMutableBufferPointer { copy.applyScaling(to: $0.baseAddress!, rows: 0 ..< rowCount) }
+            copy.scaling = nil
+            copy.form = .dense(values)
+        case .packed:
+            throw EngineError("a quantized weight cannot be scaled; quantize it again from its values instead")
+        }
+        return copy
     }
 
     /// The same weight with a pruning mask: dense values are zeroed where it prunes, packed

@@ -69,7 +69,7 @@ enum InfoCommand: Command {
 enum LayersCommand: Command {
     static let spec = CommandSpec(
         "layers", summary: "List the layers a pattern matches, with their kinds, shapes and forms.",
-        discussion: "Patterns match canonical names (layer.3.attn.q, layer.3.mlp.down, embed, head, norm) or checkpoint names. '*' matches any run of characters, dots included; layer.[0-5].* takes a range of layer numbers. The form is the stored dtype, f32 for replaced values, or the quantization (int4 g32 asym).",
+        discussion: "Patterns match canonical names (layer.3.attn.q, layer.3.mlp.down, embed, head, norm) or checkpoint names. '*' matches any run of characters, dots included; layer.[0-5].* takes a range of layer numbers. The form is the stored dtype (with `scaled` when smoothing was folded in), f32 for replaced values, or the quantization (int4 g32 asym), then the activation quantization when there is one (· a8 token).",
         positionals: [ArgumentSpec("pattern", .pattern, help: "layer pattern", default: .word("*"))],
         resultFields: [("count", "how many layers matched"), ("names", "their canonical names")],
         examples: ["layers", "layers layer.*.mlp.*", "layers layer.[0-3].attn.q"])
@@ -79,7 +79,8 @@ enum LayersCommand: Command {
         let entries = try Session.matchLayers(try invocation.glob("pattern"), in: loaded)
         let rows = try entries.map { entry -> [String] in
             let weight = try loaded.weights.weight(entry.weight)
-            return [entry.canonical, entry.module, entry.kind.name, weight.formName, "[" + weight.shape.map(String.init).joined(separator: ", ") + "]"]
+            let act = loaded.weights.activationQuantization(entry.weight).map { " · \($0)" } ?? ""
+            return [entry.canonical, entry.module, entry.kind.name, weight.formName + act, "[" + weight.shape.map(String.init).joined(separator: ", ") + "]"]
         }
         let widths = (0 ..< 4).map { column in rows.map { $0[column].count }.max() ?? 0 }
         for row in rows {

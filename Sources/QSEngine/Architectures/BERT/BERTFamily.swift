@@ -79,7 +79,10 @@ package enum BERTFamily: ArchitectureDefinition {
             ],
             after: [ModuleSpec("pooler", "pooler.dense", linear, weight: [hidden, hidden], bias: [hidden], optional: true)],
             optionalPrefixes: ["", "bert."],
-            ignoredSuffixes: ["embeddings.position_ids"])
+            ignoredSuffixes: ["embeddings.position_ids"],
+            // Post-norm blocks: q/k/v and up read a LayerNorm whose output is also the residual
+            // stream, so only v → o folds.
+            smoothing: [SmoothingMapping(.linear("attn.v", firstRow: 0), ["attn.o"])])
     }
 
     package static func model(config: ModelConfig, weights: WeightStore, names: LayerNames) throws -> BlockModel {

@@ -79,7 +79,13 @@ package enum GPT2Family: ArchitectureDefinition {
             unprefixed: ["lm_head"],
             optionalPrefixes: ["", "transformer."],
             // The causal-mask buffers older checkpoints saved with the weights.
-            ignoredSuffixes: [".attn.bias", ".attn.masked_bias"])
+            ignoredSuffixes: [".attn.bias", ".attn.masked_bias"],
+            // The MLP's GELU stands between up and down: nothing folds there.
+            smoothing: [
+                SmoothingMapping(.norm("attn_norm"), ["attn.qkv"]),
+                SmoothingMapping(.linear("attn.qkv", firstRow: 2 * c.hiddenSize), ["attn.o"]),
+                SmoothingMapping(.norm("mlp_norm"), ["mlp.up"]),
+            ])
     }
 
     package static func model(config: ModelConfig, weights: WeightStore, names: LayerNames) throws -> BlockModel {

@@ -125,7 +125,15 @@ package enum LlamaFamily: ArchitectureDefinition {
                 ModuleSpec("head", "lm_head", .head, weight: [vocab, hidden], optional: c.tieWordEmbeddings),
             ],
             unprefixed: ["lm_head"],
-            ignoredSuffixes: [".rotary_emb.inv_freq"])
+            ignoredSuffixes: [".rotary_emb.inv_freq"],
+            // v's rows feed o's columns only without grouped-query attention (a key/value head
+            // shared by several query heads would need one factor for several columns of o).
+            smoothing: [
+                SmoothingMapping(.norm("attn_norm"), ["attn.q", "attn.k", "attn.v"]),
+            ] + (c.numKeyValueHeads == c.numAttentionHeads ? [SmoothingMapping(.linear("attn.v", firstRow: 0), ["attn.o"])] : []) + [
+                SmoothingMapping(.norm("mlp_norm"), ["mlp.gate", "mlp.up"]),
+                SmoothingMapping(.linear("mlp.up", firstRow: 0), ["mlp.down"]),
+            ])
     }
 
     // MARK: GGUF
