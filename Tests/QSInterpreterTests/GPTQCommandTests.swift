@@ -57,9 +57,12 @@ import Testing
         for (call, form) in [
             ("int8_channel", "int8 channel asym"), ("int4_rtn group=16", "int4 g16"),
             ("int4_gptq text=\"\(text.path)\" samples=4 seqlen=16 group=16", "int4 g16"),
+            ("int4_awq text=\"\(text.path)\" samples=4 seqlen=16 group=16", "int4 g16"),
+            ("w8a8_smoothquant text=\"\(text.path)\" samples=4 seqlen=16", "int8 channel"),
         ] {
             _ = try session.run("reset\n" + call, name: "t.qs")
             #expect(try loaded.weights.weight(linear.weight).formName == form, "\(name): \(call)")
+            #expect((loaded.weights.activationQuantization(linear.weight) != nil) == call.hasPrefix("w8a8"), "\(name): \(call)")
             #expect(try loaded.weights.weight(try #require(loaded.model.names.entries.first { $0.kind == .norm }).weight).isQuantized == false)
         }
     }
