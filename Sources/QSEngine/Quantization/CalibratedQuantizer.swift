@@ -229,9 +229,21 @@ package enum CalibratedQuantizer {
             for entry in byBlock[block] ?? [] {
                 if isCancelled() { throw EngineError.cancelled }
                 let start = try ModelQuantizer.startingValues(store, entry.weight)
+                // The clip search weighs each column by the mean x² of the input it now takes
+                // (X / s): AWQ's clip search judges by the output, not the weights alone, and a
+                // search by weight error alone clips the channels the factors just enlarged.
+                var importance: [Float]?
+                if let hessian = hessians[entry.inputOf], hessian.collectsGram {
+                    let factors = inputFactors[entry.canonical]
+                    importance = hessian.diagonal.enumerated().map { c, d in
+                        let s = factors?[c] ?? 1
+                        return d / (s * s)
+                    }
+                }
                 let packed: PackedWeight
                 do {
-                    packed = try RoundToNearest.quantize(start.values, rows: start.rows, columns: start.columns, scheme: scheme, mask: start.mask)
+                    packed = try RoundToNearest.quantize(
+                        start.values, rows: start.rows, columns: start.columns, scheme: scheme, mask: start.mask, importance: importance)
                 } catch let error as EngineError {
                     throw EngineError(path: error.path, subject: entry.canonical, error.message)
                 }

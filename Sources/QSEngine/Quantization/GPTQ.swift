@@ -24,6 +24,12 @@ package final class HessianAccumulator: @unchecked Sendable {
         absoluteMaxima = [Float](repeating: 0, count: size)
     }
 
+    /// The diagonal of XᵀX: Σx² per input channel.
+    package var diagonal: [Float] {
+        guard collectsGram else { return [] }
+        return (0 ..< size).map { upper[$0 * size + $0] }
+    }
+
     /// Per input channel, the mean |x| over the tokens seen.
     package var absoluteMeans: [Float] {
         absoluteSums.map { Float($0 / Double(max(tokens, 1))) }

@@ -28,7 +28,11 @@ package struct GroupGrid: Sendable, Equatable {
 
     /// The grid of `values` (a group) under `scheme`; with `clip == .mse`, the shrink of the
     /// range (1 down to 0.5 in 20 steps) with the least squared error, ties keeping the wider.
-    package static func fit(_ values: UnsafeBufferPointer<Float>, _ scheme: QuantizationScheme) throws -> GroupGrid {
+    /// With `importance` (one weight per value, such as the mean x² of its input channel), the
+    /// error is weighted by it: the squared output error a diagonal XᵀX predicts.
+    package static func fit(
+        _ values: UnsafeBufferPointer<Float>, _ scheme: QuantizationScheme, importance: UnsafeBufferPointer<Float>? = nil
+    ) throws -> GroupGrid {
         let top = scheme.topCode
         if scheme.bits == 1 {
             var sum: Float = 0
@@ -57,10 +61,10 @@ package struct GroupGrid: Sendable, Equatable {
         }
         var best = try grid(1)
         guard scheme.clip == .mse, high > low else { return best }
-        var bestError = best.squaredError(values)
+        var bestError = best.squaredError(values, importance: importance)
         for step in 1 ..< 20 {
             let candidate = try grid(1 - Float(step) * 0.025)
-            let error = candidate.squaredError(values)
+            let error = candidate.squaredError(values, importance: importance)
             if error < bestError {
                 best = candidate
                 bestError = error
@@ -69,9 +73,16 @@ package struct GroupGrid: Sendable, Equatable {
         return best
     }
 
-    /// Σ (w − ŵ)² over the values.
-    func squaredError(_ values: UnsafeBufferPointer<Float>) -> Float {
+    /// Σ (w − ŵ)² over the values, each term times its importance when given.
+    func squaredError(_ values: UnsafeBufferPointer<Float>, importance: UnsafeBufferPointer<Float>? = nil) -> Float {
         var sum: Float = 0
+        if let importance {
+            for (i, v) in values.enumerated() {
+                let d = v - value(code(v))
+                sum += importance[i] * d * d
+            }
+            return sum
+        }
         for v in values {
             let d = v - value(code(v))
             sum += d * d
@@ -101,9 +112,14 @@ package enum RoundToNearest {
     /// Quantizes W [rows, columns] (out×in, row-major) on the scheme's grid, rows in parallel.
     /// Where `mask` prunes an element, its code is the zero code, so it stays exactly zero (a
     /// binary grid has no zero and cannot hold a pruned weight).
+    /// `importance` (one value per input column) weights the clip search's error per column.
     package static func quantize(
-        _ values: [Float], rows: Int, columns: Int, scheme: QuantizationScheme, mask: PruningMask? = nil
+        _ values: [Float], rows: Int, columns: Int, scheme: QuantizationScheme, mask: PruningMask? = nil,
+        importance: [Float]? = nil
     ) throws -> PackedWeight {
+        if let importance, importance.count != columns {
+            throw EngineError("\(importance.count) column importances for a matrix of \(columns) columns")
+        }
         guard values.count == rows * columns else { throw EngineError("\(values.count) values for a \(rows)×\(columns) matrix") }
         guard (1 ... 8).contains(scheme.bits) else { throw EngineError("bits must be 1 to 8, got \(scheme.bits)") }
         if case .group(let size) = scheme.granularity, size <= 0 {
@@ -118,12 +134,16 @@ package enum RoundToNearest {
         var scales = [Float](repeating: 0, count: scaleCount)
         var zeros = [Float](repeating: 0, count: scaleCount)
         let failure = FirstError()
+        let importanceValues = importance ?? []
+        try importanceValues.withUnsafeBufferPointer { importanceBuffer in
         try values.withUnsafeBufferPointer { source in
             let tensorGrid = scheme.granularity == .tensor ? try GroupGrid.fit(source, scheme) : nil
             codes.withUnsafeMutableBufferPointer { codeBuffer in
                 scales.withUnsafeMutableBufferPointer { scaleBuffer in
                     zeros.withUnsafeMutableBufferPointer { zeroBuffer in
-                        let out = SharedPointers(codes: codeBuffer.baseAddress!, scales: scaleBuffer.baseAddress!, zeros: zeroBuffer.baseAddress!)
+                        let out = SharedPointers(
+                            codes: codeBuffer.baseAddress!, scales: scaleBuffer.baseAddress!, zeros: zeroBuffer.baseAddress!,
+                            importance: importance == nil ? nil : importanceBuffer.baseAddress)
                         parallelFor(rows) { range in
                             for row in range {
                                 for group in 0 ..< groupsPerRow {
@@ -135,7 +155,11 @@ package enum RoundToNearest {
                                         grid = tensorGrid
                                     } else {
                                         do {
-                                            grid = try GroupGrid.fit(slice, scheme)
+                                            if let importance = out.importance {
+                                                grid = try GroupGrid.fit(slice, scheme, importance: UnsafeBufferPointer(start: importance + first, count: last - first))
+                                            } else {
+                                                grid = try GroupGrid.fit(slice, scheme)
+                                            }
                                         } catch {
                                             failure.record(error)
                                             return
@@ -159,6 +183,7 @@ package enum RoundToNearest {
                 zeros[0] = tensorGrid.zero
             }
         }
+        }
         if let error = failure.error { throw error }
         let zero: PackedWeight.ZeroPoint = scheme.symmetric || scheme.bits == 1 ? .constant(zeros[0]) : .perGroup(zeros)
         return try PackedWeight(
@@ -173,6 +198,7 @@ struct SharedPointers: @unchecked Sendable {
     let codes: UnsafeMutablePointer<UInt8>
     let scales: UnsafeMutablePointer<Float>
     let zeros: UnsafeMutablePointer<Float>
+    var importance: UnsafePointer<Float>? = nil
 }
 
 /// The first error any worker thread met.

@@ -192,9 +192,10 @@ extension QuantizationScheme {
 extension RoundToNearest {
     /// W rounded to the scheme's grid and decoded again, as fp32 (out×in).
     package static func fakeQuantize(
-        _ values: [Float], rows: Int, columns: Int, scheme: QuantizationScheme, mask: PruningMask? = nil
+        _ values: [Float], rows: Int, columns: Int, scheme: QuantizationScheme, mask: PruningMask? = nil,
+        importance: [Float]? = nil
     ) throws -> [Float] {
-        let packed = try quantize(values, rows: rows, columns: columns, scheme: scheme, mask: mask)
+        let packed = try quantize(values, rows: rows, columns: columns, scheme: scheme, mask: mask, importance: importance)
         return [Float](unsafeUninitializedCapacity: values.count) { buffer, initialized in
             packed.dequantizeRows(0 ..< rows, into: buffer.baseAddress!)
             initialized = values.count
