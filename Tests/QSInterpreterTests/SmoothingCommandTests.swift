@@ -101,8 +101,25 @@ import Testing
         #expect(change3 > change8)
         _ = try session.run("restore s", name: "t.qs")
         #expect(try Self.logits(session) == a8)
+        // A static scale is the mean over the calibration windows of each window's largest |x|,
+        // over 127: measured here for block 0's q, whose input no earlier layer changes.
+        _ = try session.run("reset", name: "t.qs")
+        let loaded = try #require(session.workspace.loaded)
+        let windows = try #require(session.workspace.calibration?.drawn?.set.windows)
+        final class Maxima: @unchecked Sendable { var values: [Float] = [] }
+        let maxima = Maxima()
+        _ = try BlockRunner(model: loaded.model).runAll(windows, observer: { _, name, input in
+            if name == "layer.0.attn.q" { maxima.values.append(input.data.map { abs($0) }.max()!) }
+        }, stopAfter: 0)
+        #expect(maxima.values.count == windows.count)
+        let expected = maxima.values.reduce(0, +) / Float(maxima.values.count) / 127
         _ = try session.run("quantize layer.* bits=8 group=channel act_bits=8 act=static", name: "t.qs")
-        #expect(Self.relativeChange(before, try Self.logits(session)) < 0.1)
+        let q = loaded.model.names.required("layer.0.attn.q").weight
+        guard case .static(let scale)? = loaded.weights.activationQuantization(q)?.mode else {
+            Issue.record("no static scale on layer.0.attn.q")
+            return
+        }
+        #expect(abs(scale - expected) <= 1e-4 * expected, "\(scale) against \(expected)")
         _ = try session.run("reset", name: "t.qs")
         #expect(try Self.logits(session) == before)
         #expect(session.workspace.loaded?.isModified == false)

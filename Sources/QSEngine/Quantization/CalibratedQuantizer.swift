@@ -346,8 +346,9 @@ package enum CalibratedQuantizer {
         return smoothed
     }
 
-    /// The largest |x| the input of each named block layer takes on the calibration windows, in
-    /// the model as it is (for static activation scales), by canonical name.
+    /// The range of the input of each named block layer on the calibration windows, in the model
+    /// as it is (for static activation scales), by canonical name: the mean over windows of each
+    /// window's largest |x|, as a moving-average min-max observer gives it.
     package static func inputMaxima(
         _ model: BlockModel, _ entries: [LayerNames.Entry], windows: [[Int]], progress: ((Int, Int) -> Void)? = nil,
         isCancelled: @escaping () -> Bool = { false }
@@ -362,7 +363,8 @@ package enum CalibratedQuantizer {
         var maxima: [String: Float] = [:]
         try eachBlockWithHessians(model, byBlock, windows: windows, gram: false, progress: progress, isCancelled: isCancelled) { block, statistics in
             for entry in byBlock[block] ?? [] {
-                maxima[entry.canonical] = statistics[entry.inputOf]?.absoluteMaxima.max() ?? 0
+                guard let observed = statistics[entry.inputOf], observed.batches > 0 else { continue }
+                maxima[entry.canonical] = Float(observed.batchMaximumSum / Double(observed.batches))
             }
         }
         return maxima

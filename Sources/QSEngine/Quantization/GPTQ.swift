@@ -10,6 +10,11 @@ package final class HessianAccumulator: @unchecked Sendable {
     /// Per input channel, Σ|x| and max |x| over the tokens (AWQ's and SmoothQuant's statistics).
     package private(set) var absoluteSums: [Double]
     package private(set) var absoluteMaxima: [Float]
+    /// Σ over the batches added of the batch's largest |x|, and the batches: their mean is the
+    /// range a static activation grid takes (a moving-average observer's, rather than the one
+    /// largest value ever seen, which a single outlier token sets).
+    package private(set) var batchMaximumSum = 0.0
+    package private(set) var batches = 0
     /// Sequences may be observed from several threads at once.
     private let lock = NSLock()
 
@@ -71,6 +76,8 @@ package final class HessianAccumulator: @unchecked Sendable {
                 absoluteSums[c] += sums[c]
                 absoluteMaxima[c] = max(absoluteMaxima[c], maxima[c])
             }
+            batchMaximumSum += Double(maxima.max() ?? 0)
+            batches += 1
         }
     }
 }
