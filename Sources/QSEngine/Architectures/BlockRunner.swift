@@ -68,13 +68,16 @@ package struct BlockRunner {
     /// (the calibrated compressors quantize or prune there) before the outputs are recomputed.
     /// The observing pass runs one sequence at a time on a copy, so it holds one sequence's
     /// states beyond the batch's; blocks `observes` declines are run once, unobserved.
-    /// `blockInputs` sees an observed block's inputs just before `afterBlock` runs.
+    /// `blockInputs` sees an observed block's inputs just before `afterBlock` runs. When
+    /// `afterBlock` leaves the block computing what it did (smoothing, statistics), say so with
+    /// `preservesFunction`: the observing pass's outputs are kept and nothing is run twice.
     /// With `stopAfter`, blocks after it are not run (the states returned are not the model's
     /// output). `progress` gets (blocks done, blocks).
     package func runAll(
         _ sequences: [[Int]], observer: Observer? = nil, afterBlock: ((Int) throws -> Void)? = nil,
         observes: (Int) -> Bool = { _ in true }, stopAfter: Int? = nil, progress: ((Int, Int) -> Void)? = nil,
-        isCancelled: () -> Bool = { false }, blockInputs: ((Int, [Activations]) throws -> Void)? = nil
+        isCancelled: () -> Bool = { false }, blockInputs: ((Int, [Activations]) throws -> Void)? = nil,
+        preservesFunction: Bool = false
     ) throws -> [Activations] {
         var states = try embed(sequences)
         let blocks = model.config.numHiddenLayers
@@ -85,17 +88,22 @@ package struct BlockRunner {
             if isCancelled() { throw EngineError.cancelled }
             if let afterBlock, observes(index) {
                 let linearObserver: LinearObserver? = observer.map { observe in { name, input in observe(index, name, input) } }
+                let inputs = blockInputs == nil ? [] : states
                 try states.withUnsafeMutableBufferPointer { buffer in
                     let shared = SharedStates(buffer)
                     try forEachSequence(shared.count) { i in
                         if isCancelled() { throw EngineError.cancelled }
-                        var copy = shared[i]
-                        try model.block(index, &copy, pass: ForwardPass(observer: linearObserver, conversions: conversions))
+                        if preservesFunction {
+                            try model.block(index, &shared[i], pass: ForwardPass(observer: linearObserver, conversions: conversions))
+                        } else {
+                            var copy = shared[i]
+                            try model.block(index, &copy, pass: ForwardPass(observer: linearObserver, conversions: conversions))
+                        }
                     }
                 }
-                try blockInputs?(index, states)
+                try blockInputs?(index, inputs)
                 try afterBlock(index)
-                if index != stopAfter { try run(block: index, &states) }
+                if index != stopAfter && !preservesFunction { try run(block: index, &states) }
             } else {
                 try run(block: index, &states, observer: observes(index) ? observer : nil)
             }

@@ -96,7 +96,7 @@ package enum CalibratedQuantizer {
     /// `inputOf`, to change the block's weights before its outputs are recomputed.
     static func eachBlockWithHessians(
         _ model: BlockModel, _ byBlock: [Int: [LayerNames.Entry]], windows: [[Int]], gram: Bool = true,
-        progress: ((Int, Int) -> Void)? = nil,
+        preservesFunction: Bool = false, progress: ((Int, Int) -> Void)? = nil,
         isCancelled: @escaping () -> Bool, blockInputs: ((Int, [Activations]) throws -> Void)? = nil,
         _ body: @escaping (Int, [String: HessianAccumulator]) throws -> Void
     ) throws {
@@ -120,7 +120,8 @@ package enum CalibratedQuantizer {
                 }
                 return true
             },
-            stopAfter: lastBlock, progress: progress, isCancelled: isCancelled, blockInputs: blockInputs)
+            stopAfter: lastBlock, progress: progress, isCancelled: isCancelled, blockInputs: blockInputs,
+            preservesFunction: preservesFunction)
     }
 
     /// The relative output error of each named block layer (weights as held now against the
@@ -329,7 +330,10 @@ package enum CalibratedQuantizer {
             }
         }
         var smoothed = 0
-        try eachBlockWithHessians(model, byBlock, windows: windows, gram: false, progress: progress, isCancelled: isCancelled) { block, statistics in
+        // Smoothing leaves each block computing what it did: one pass over the windows does.
+        try eachBlockWithHessians(
+            model, byBlock, windows: windows, gram: false, preservesFunction: true, progress: progress, isCancelled: isCancelled
+        ) { block, statistics in
             for site in Smoothing.sites(model, block: block) {
                 guard let first = site.layers.first(where: selected.contains), let observed = statistics[names.required(first).inputOf] else { continue }
                 if let obstacle = try Smoothing.obstacle(site, store: store, names: names, selected: selected) {
@@ -361,7 +365,9 @@ package enum CalibratedQuantizer {
             byBlock[block, default: []].append(entry)
         }
         var maxima: [String: Float] = [:]
-        try eachBlockWithHessians(model, byBlock, windows: windows, gram: false, progress: progress, isCancelled: isCancelled) { block, statistics in
+        try eachBlockWithHessians(
+            model, byBlock, windows: windows, gram: false, preservesFunction: true, progress: progress, isCancelled: isCancelled
+        ) { block, statistics in
             for entry in byBlock[block] ?? [] {
                 guard let observed = statistics[entry.inputOf], observed.batches > 0 else { continue }
                 maxima[entry.canonical] = Float(observed.batchMaximumSum / Double(observed.batches))
