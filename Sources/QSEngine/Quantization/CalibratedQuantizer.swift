@@ -217,7 +217,8 @@ package enum CalibratedQuantizer {
                     blockLoss = { factors in
                         try blockOutputError(
                             model, block: block, layers: zip(site.layers, weights).filter { $0.1.3 }.map { ($0.0, $0.1.0, $0.1.1, $0.1.2) },
-                            factors: factors, scheme: scheme.with(clip: .none), inputs: inputs, reference: expected)
+                            factors: factors, scheme: scheme, importance: Smoothing.scaledImportance(hessian.diagonal, factors: factors),
+                            inputs: inputs, reference: expected)
                     }
                 }
                 let search = try Smoothing.awqSearch(
@@ -234,12 +235,8 @@ package enum CalibratedQuantizer {
                 // (X / s): AWQ's clip search judges by the output, not the weights alone, and a
                 // search by weight error alone clips the channels the factors just enlarged.
                 var importance: [Float]?
-                if let hessian = hessians[entry.inputOf], hessian.collectsGram {
-                    let factors = inputFactors[entry.canonical]
-                    importance = hessian.diagonal.enumerated().map { c, d in
-                        let s = factors?[c] ?? 1
-                        return d / (s * s)
-                    }
+                if let hessian = hessians[entry.inputOf] {
+                    importance = Smoothing.scaledImportance(hessian.diagonal, factors: inputFactors[entry.canonical])
                 }
                 let packed: PackedWeight
                 do {
@@ -278,7 +275,7 @@ package enum CalibratedQuantizer {
     /// the layers put back afterwards.
     static func blockOutputError(
         _ model: BlockModel, block: Int, layers: [(String, [Float], Int, PruningMask?)], factors: [Float]?,
-        scheme: QuantizationScheme, inputs: [Activations], reference: [Activations]
+        scheme: QuantizationScheme, importance: [Float]? = nil, inputs: [Activations], reference: [Activations]
     ) throws -> Double {
         let store = model.weights
         let names = layers.map { model.names.required($0.0).weight }
@@ -288,7 +285,8 @@ package enum CalibratedQuantizer {
             let columns = values.count / rows
             var scaled = values
             if let factors { for i in scaled.indices { scaled[i] *= factors[i % columns] } }
-            var restored = try RoundToNearest.fakeQuantize(scaled, rows: rows, columns: columns, scheme: scheme, mask: mask)
+            var restored = try RoundToNearest.fakeQuantize(
+                scaled, rows: rows, columns: columns, scheme: scheme, mask: mask, importance: importance)
             if let factors { for i in restored.indices { restored[i] /= factors[i % columns] } }
             try store.set(name, try Weight(dense: restored, shape: [rows, columns]))
         }

@@ -106,7 +106,8 @@ package enum Smoothing {
     /// AWQ's scale search (Lin et al., 2024) at one site: s = x̄^α / w̄^(1−α) (x̄ the mean |x| of
     /// each input channel, w̄ the mean over rows of |w| relative to its group's largest), normalised
     /// so max·min = 1, for α on a grid of `grid` points in [0, 1); each candidate is scored by the
-    /// output error its quantization leaves, Σ‖X(Q(W·s)/s − W)ᵀ‖² over the layers being quantized,
+    /// output error its quantization (on the scheme, with its clip search weighted as the final
+    /// rounding's is) leaves, Σ‖X(Q(W·s)/s − W)ᵀ‖² over the layers being quantized,
     /// computed exactly from XᵀX (or by `scoring`, given the factors or nil for none, when the
     /// site's error is better judged further on). Leaving the site unscaled is a candidate too, so the result is
     /// never worse than round-to-nearest on that score.
@@ -134,14 +135,16 @@ package enum Smoothing {
             rowCount += w.rows
         }
         let weightMeans = relative.map { $0 / Double(max(rowCount, 1)) }
-        let search = scheme.with(clip: .none)
+        let diagonal = hessian.diagonal
         func loss(_ factors: [Float]?) throws -> Double {
             if let scoring { return try scoring(factors) }
             var total = 0.0
+            let importance = scaledImportance(diagonal, factors: factors)
             for w in weights where w.quantized {
                 var scaled = w.values
                 if let factors { for i in scaled.indices { scaled[i] *= factors[i % columns] } }
-                var delta = try RoundToNearest.fakeQuantize(scaled, rows: w.rows, columns: columns, scheme: search, mask: w.mask)
+                var delta = try RoundToNearest.fakeQuantize(
+                    scaled, rows: w.rows, columns: columns, scheme: scheme, mask: w.mask, importance: importance)
                 for i in delta.indices {
                     let restored = factors.map { delta[i] / $0[i % columns] } ?? delta[i]
                     delta[i] = restored - w.values[i]
@@ -168,6 +171,14 @@ package enum Smoothing {
             if value < best.loss { best = AWQSearch(factors: factors, ratio: ratio, loss: value, unscaledLoss: unscaled) }
         }
         return best
+    }
+
+    /// The clip search's column weights for a layer whose input is X / s: Σx² / s² per column
+    /// (nil when XᵀX was not collected).
+    package static func scaledImportance(_ diagonal: [Float], factors: [Float]?) -> [Float]? {
+        guard !diagonal.isEmpty else { return nil }
+        guard let factors else { return diagonal }
+        return zip(diagonal, factors).map { $0 / ($1 * $1) }
     }
 
     /// Σ_r m_r H m_rᵀ for the rows of m [rows, columns]: ‖X mᵀ‖² when H = XᵀX.
