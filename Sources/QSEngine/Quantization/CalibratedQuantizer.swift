@@ -145,9 +145,11 @@ package enum CalibratedQuantizer {
 
     /// The relative output error of each named block layer rounded to nearest on each of
     /// `schemes` (from its starting values), on its inputs in the model as it is now; nothing is
-    /// changed. One pass of the windows, each block's Hessians used and dropped.
+    /// changed. One pass of the windows, each block's Hessians used and dropped. `rounded`
+    /// gives a layer's weight on a scheme (where the caller has it already).
     package static func roundingErrors(
         _ model: BlockModel, _ entries: [LayerNames.Entry], schemes: [QuantizationScheme], windows: [[Int]],
+        rounded: @escaping (LayerNames.Entry, QuantizationScheme) throws -> Weight? = { _, _ in nil },
         progress: ((Int, Int) -> Void)? = nil, isCancelled: @escaping () -> Bool = { false }
     ) throws -> [String: [Double]] {
         let store = model.weights
@@ -157,9 +159,9 @@ package enum CalibratedQuantizer {
         ) { entry, hessian in
             let start = try ModelQuantizer.startingValues(store, entry.weight)
             errors[entry.canonical] = try schemes.map { scheme in
-                let rounded = try ModelQuantizer.roundedToNearest(start, entry, scheme: scheme)
+                let weight = try rounded(entry, scheme) ?? ModelQuantizer.roundedToNearest(start, entry, scheme: scheme)
                 return try relativeOutputError(
-                    original: start.values, quantized: try ModelQuantizer.outInValues(rounded), rows: start.rows, hessian: hessian)
+                    original: start.values, quantized: try ModelQuantizer.outInValues(weight), rows: start.rows, hessian: hessian)
             }
         }
         return errors
