@@ -1,5 +1,6 @@
 /// What every test target shares: a seeded generator and approximate comparisons.
 
+import Foundation
 import QSEngine
 
 /// The tests' seeded generator is the engine's own (SplitMix64), so every run sees the same inputs.
@@ -27,4 +28,13 @@ package func relativeError(_ a: [Float], _ b: [Float]) -> Float {
 /// Whether `a` is within `tolerance` of `b`, relative to |b| (absolute when b is 0).
 package func isClose(_ a: Double, _ b: Double, relative tolerance: Double) -> Bool {
     abs(a - b) <= tolerance * (b == 0 ? 1 : abs(b))
+}
+
+/// log softmax of one row of logits, in double precision: the plain computation that
+/// measures built on head statistics are checked against.
+package func logSoftmax(_ logits: Activations, row: Int) -> [Double] {
+    let values = (0 ..< logits.cols).map { Double(logits.data[row * logits.cols + $0]) }
+    let top = values.max() ?? 0
+    let normaliser = Foundation.log(values.reduce(0) { $0 + Foundation.exp($1 - top) }) + top
+    return values.map { $0 - normaliser }
 }

@@ -131,6 +131,19 @@ extension BlockModel {
     }
 }
 
+/// A head's next-token distributions over some rows, summarised (see
+/// `CausalLanguageModel.headStatistics`).
+package struct HeadStatistics: Sendable {
+    /// The rows the head multiplies: the final norm of the hidden states.
+    package var normed: Activations
+    /// log Σᵢ e^cᵢ per row, in double precision.
+    package var logNormalizers: [Double]
+    /// The logit of each row's target (0 for a negative target).
+    package var targetLogits: [Double]
+    /// Σᵢ softmax(c)ᵢ headᵢ per row [rows, hidden], when asked for.
+    package var expectedHeadRows: Activations?
+}
+
 /// A causal language model: hidden states to next-token logits.
 package protocol CausalLanguageModel: BlockModel {
     /// The final normalisation of the hidden states, before the vocabulary projection.
@@ -154,6 +167,21 @@ extension CausalLanguageModel {
     /// others), in double precision. The vocabulary goes by tiles with a running log-sum-exp,
     /// so the logits (100 MB for 512 rows of a 49k vocabulary) are never held whole.
     package func negativeLogLikelihoods(_ x: Activations, targets: [Int], conversions: ConversionCache? = nil) throws -> [Double] {
+        let statistics = try headStatistics(x, targets: targets, conversions: conversions)
+        return (0 ..< x.rows).map { r in
+            targets[r] < 0 ? 0 : statistics.logNormalizers[r] - statistics.targetLogits[r]
+        }
+    }
+
+    /// The head's distribution over the vocabulary for each row of final hidden states x,
+    /// summarised without keeping the logits: c = head · finalNorm(x), per row log Σᵢ e^cᵢ and
+    /// c at the row's target (rows whose target is negative get no target logit, and no
+    /// log-sum-exp unless `expectations` asks for every row), and with `expectations`
+    /// Σᵢ softmax(c)ᵢ headᵢ, the head row the distribution expects. The vocabulary goes by
+    /// tiles (twice with `expectations`: the second pass needs each row's normaliser).
+    package func headStatistics(
+        _ x: Activations, targets: [Int], expectations: Bool = false, conversions: ConversionCache? = nil
+    ) throws -> HeadStatistics {
         precondition(targets.count == x.rows, "one target per row")
         let normed = try finalNorm(x)
         let head = try headWeight()
@@ -161,8 +189,10 @@ extension CausalLanguageModel {
         let width = normed.cols
         var maxima = [Float](repeating: -.infinity, count: rows)
         var sums = [Double](repeating: 0, count: rows)
-        var targetLogits = [Float](repeating: 0, count: rows)
-        guard rows > 0 else { return [] }
+        var targetLogits = [Double](repeating: 0, count: rows)
+        guard rows > 0 else {
+            return HeadStatistics(normed: normed, logNormalizers: [], targetLogits: [], expectedHeadRows: expectations ? normed : nil)
+        }
         let vocabularyTile = max(64, WeightProduct.tileElements / rows)
         var scratch = [Float](repeating: 0, count: rows * min(vocabularyTile, head.weight.outFeatures))
         try normed.data.withUnsafeBufferPointer { a in
@@ -172,7 +202,7 @@ extension CausalLanguageModel {
                     GEMM.sgemm(
                         transA: false, transB: true, m: rows, n: n, k: width, alpha: 1, a: a.baseAddress!, lda: width,
                         b: tile, ldb: width, beta: 0, c: logits.baseAddress!, ldc: n)
-                    for r in 0 ..< rows where targets[r] >= 0 {
+                    for r in 0 ..< rows where expectations || targets[r] >= 0 {
                         let row = logits.baseAddress! + r * n
                         let tileMax = FastMath.maximum(row, count: n)
                         let tileSum = FastMath.sumExpShifted(row, count: n, shift: tileMax)
@@ -182,14 +212,41 @@ extension CausalLanguageModel {
                         } else {
                             sums[r] += tileSum * Foundation.exp(Double(tileMax) - Double(maxima[r]))
                         }
-                        if range.contains(targets[r]) { targetLogits[r] = row[targets[r] - range.lowerBound] }
+                        if range.contains(targets[r]) { targetLogits[r] = Double(row[targets[r] - range.lowerBound]) }
                     }
                 }
             }
         }
-        return (0 ..< rows).map { r in
-            targets[r] < 0 ? 0 : Foundation.log(sums[r]) + Double(maxima[r]) - Double(targetLogits[r])
+        let logNormalizers = (0 ..< rows).map { r in
+            expectations || targets[r] >= 0 ? Foundation.log(sums[r]) + Double(maxima[r]) : 0
         }
+        guard expectations else {
+            return HeadStatistics(normed: normed, logNormalizers: logNormalizers, targetLogits: targetLogits, expectedHeadRows: nil)
+        }
+        // Σᵢ e^(cᵢ − max) headᵢ by tiles, then times e^(max − log Σ e^c): the shift is the
+        // row's largest logit, exact in fp32, so no probability loses precision to it.
+        var expected = Activations(rows: rows, cols: width)
+        try normed.data.withUnsafeBufferPointer { a in
+            try scratch.withUnsafeMutableBufferPointer { logits in
+                try expected.data.withUnsafeMutableBufferPointer { out in
+                    try WeightProduct.forEachRowTile(head.weight, key: head.key, conversions: conversions, maxRows: vocabularyTile) { range, tile in
+                        let n = range.count
+                        GEMM.sgemm(
+                            transA: false, transB: true, m: rows, n: n, k: width, alpha: 1, a: a.baseAddress!, lda: width,
+                            b: tile, ldb: width, beta: 0, c: logits.baseAddress!, ldc: n)
+                        for r in 0 ..< rows { _ = FastMath.expShifted(logits.baseAddress! + r * n, count: n, shift: maxima[r]) }
+                        GEMM.sgemm(
+                            transA: false, transB: false, m: rows, n: width, k: n, alpha: 1, a: logits.baseAddress!, lda: n,
+                            b: tile, ldb: width, beta: range.lowerBound == 0 ? 0 : 1, c: out.baseAddress!, ldc: width)
+                    }
+                }
+            }
+        }
+        for r in 0 ..< rows {
+            let factor = Float(Foundation.exp(Double(maxima[r]) - logNormalizers[r]))
+            for c in 0 ..< width { expected.data[r * width + c] *= factor }
+        }
+        return HeadStatistics(normed: normed, logNormalizers: logNormalizers, targetLogits: targetLogits, expectedHeadRows: expected)
     }
 
     /// Logits for `tokens`, continuing the cached past when a cache is given. `isCancelled` is

@@ -146,6 +146,30 @@ package enum CalibratedQuantizer {
         return errors
     }
 
+    /// The relative output error of each named block layer rounded to nearest on each of
+    /// `schemes` (from its starting values), on its inputs in the model as it is now; nothing is
+    /// changed. One pass of the windows, each block's Hessians used and dropped. `rounded`
+    /// gives a layer's weight on a scheme (where the caller has it already).
+    package static func roundingErrors(
+        _ model: BlockModel, _ entries: [LayerNames.Entry], schemes: [QuantizationScheme], windows: [[Int]],
+        rounded: @escaping (LayerNames.Entry, QuantizationScheme) throws -> Weight? = { _, _ in nil },
+        progress: ((Int, Int) -> Void)? = nil, isCancelled: @escaping () -> Bool = { false }
+    ) throws -> [String: [Double]] {
+        let store = model.weights
+        var errors: [String: [Double]] = [:]
+        try eachLayerWithHessian(
+            model, try byBlock(entries, method: "the output error"), windows: windows, progress: progress, isCancelled: isCancelled
+        ) { entry, hessian in
+            let start = try ModelQuantizer.startingValues(store, entry.weight)
+            errors[entry.canonical] = try schemes.map { scheme in
+                let weight = try rounded(entry, scheme) ?? ModelQuantizer.roundedToNearest(start, entry, scheme: scheme)
+                return try relativeOutputError(
+                    original: start.values, quantized: try ModelQuantizer.outInValues(weight), rows: start.rows, hessian: hessian)
+            }
+        }
+        return errors
+    }
+
     /// ‖X(W − Ŵ)ᵀ‖ / ‖XWᵀ‖ over the inputs whose XᵀX is `hessian`: with Δ = W − Ŵ,
     /// ‖XΔᵀ‖² = Σ_rows Δ_r H Δ_rᵀ, so the inputs themselves need not be kept.
     package static func relativeOutputError(original: [Float], quantized: [Float], rows: Int, hessian: HessianAccumulator) throws -> Double {

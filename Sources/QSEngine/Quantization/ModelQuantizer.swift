@@ -70,18 +70,25 @@ package enum ModelQuantizer {
         for (index, entry) in entries.enumerated() {
             if isCancelled() { throw EngineError.cancelled }
             let start = try startingValues(store, entry.weight)
-            let packed: PackedWeight
-            do {
-                packed = try RoundToNearest.quantize(start.values, rows: start.rows, columns: start.columns, scheme: scheme, mask: start.mask)
-            } catch let error as EngineError {
-                throw EngineError(path: error.path, subject: entry.canonical, error.message)
-            }
-            let weight = try Weight(packed: packed, mask: start.mask)
+            let weight = try roundedToNearest(start, entry, scheme: scheme)
             try store.set(entry.weight, weight)
             results.append(try measure(entry, original: start.values, quantized: weight, scheme: scheme.description))
             progress?(index + 1, entries.count)
         }
         return results
+    }
+
+    /// The weight `entry` gets from its starting values rounded to nearest on `scheme` (not
+    /// set in the store); errors name the layer.
+    package static func roundedToNearest(
+        _ start: (values: [Float], rows: Int, columns: Int, mask: PruningMask?), _ entry: LayerNames.Entry, scheme: QuantizationScheme
+    ) throws -> Weight {
+        do {
+            let packed = try RoundToNearest.quantize(start.values, rows: start.rows, columns: start.columns, scheme: scheme, mask: start.mask)
+            return try Weight(packed: packed, mask: start.mask)
+        } catch let error as EngineError {
+            throw EngineError(path: error.path, subject: entry.canonical, error.message)
+        }
     }
 
     /// Rounds each named weight to f16 or bf16 (the cast that halves its bytes).

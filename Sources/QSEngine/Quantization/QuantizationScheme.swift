@@ -38,6 +38,20 @@ package struct QuantizationScheme: Sendable, Equatable, CustomStringConvertible 
         return bits == 1 ? "\(width) \(shared)" : "\(width) \(shared) \(symmetric ? "sym" : "asym")"
     }
 
+    /// Bytes a rows × columns weight takes on this grid as round-to-nearest packs it (codes,
+    /// scales, and zero points for an asymmetric grid): `PackedWeight.byteCount` before any
+    /// quantizing, to plan under a size.
+    package func byteCount(rows: Int, columns: Int) -> Int {
+        let scales: Int
+        switch granularity {
+        case .tensor: scales = 1
+        case .channel: scales = rows
+        case .group(let size): scales = rows * ((columns + size - 1) / size)
+        }
+        let zeros = symmetric || bits == 1 ? 0 : (scales * bits + 7) / 8
+        return rows * ((columns * bits + 7) / 8) + scales * scaleType.bytesPerBlock + zeros
+    }
+
     /// The largest code, 2^bits − 1.
     var topCode: Float { Float((1 << bits) - 1) }
 

@@ -225,11 +225,13 @@ extension Session {
         return kept
     }
 
-    /// The grid a `quantize` asks for, checked against every layer it will quantize.
+    /// The grid a `quantize` asks for, checked against every layer it will quantize; `bits`
+    /// replaces the option of that name (autoquant's candidates).
     static func scheme(
-        _ invocation: CommandInvocation, entries: [LayerNames.Entry], loaded: LoadedModel, defaultClip: QuantizationScheme.Clip
+        _ invocation: CommandInvocation, entries: [LayerNames.Entry], loaded: LoadedModel, defaultClip: QuantizationScheme.Clip,
+        bits: Int? = nil
     ) throws -> QuantizationScheme {
-        let bits = try invocation.integer("bits")
+        let bits = try bits ?? invocation.integer("bits")
         let symmetric = !invocation.has("asym")
         if bits == 1 && invocation.has("asym") {
             throw CommandError.invalidArgument("bits", "bits=1 binarises (sign × mean |w|) and has no zero point: drop asym")
