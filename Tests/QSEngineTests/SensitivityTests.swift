@@ -63,6 +63,43 @@ import Testing
         store.restore(before)
     }
 
+    /// An encoder's damage: the mean 1 − cosine of its output rows against the reference's,
+    /// every row scored, from the block a change starts in as from the embedding.
+    @Test func probeMeasuresAnEncodersOutputDirections() throws {
+        let folder = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!.appendingPathComponent("arch/bert")
+        let model = try #require(try ModelLoader.model(for: try Checkpoint.open(folder.path)) as? BERTModel)
+        let store = model.weights
+        let reference = try Self.windows.map { try model.encode($0) }
+        let probe = try PredictionProbe(model: model, windows: Self.windows)
+        #expect(probe.tokens == Self.windows.reduce(0) { $0 + $1.count })
+        let blocks = model.config.numHiddenLayers
+        #expect(abs(try probe.measure(from: nil).meanDivergence) < 1e-6)
+        let before = store.snapshot()
+        let entry = try #require(model.names.entry("layer.\(blocks - 1).attn.v"))
+        let start = try ModelQuantizer.startingValues(store, entry.weight)
+        try store.set(entry.weight, try ModelQuantizer.roundedToNearest(start, entry, scheme: QuantizationScheme(bits: 2, symmetric: true, granularity: .group(16))))
+        var direct = 0.0
+        var rows = 0
+        for (w, window) in Self.windows.enumerated() {
+            let now = try model.encode(window)
+            for row in 0 ..< now.rows {
+                let a = (0 ..< now.cols).map { Double(reference[w].data[row * now.cols + $0]) }
+                let b = (0 ..< now.cols).map { Double(now.data[row * now.cols + $0]) }
+                let dot = zip(a, b).reduce(0) { $0 + $1.0 * $1.1 }
+                direct += 1 - dot / (a.reduce(0) { $0 + $1 * $1 } * b.reduce(0) { $0 + $1 * $1 }).squareRoot()
+                rows += 1
+            }
+        }
+        direct /= Double(rows)
+        let fromBlock = try probe.measure(from: blocks - 1)
+        let fromStart = try probe.measure(from: nil)
+        #expect(direct > 1e-6)
+        #expect(abs(fromBlock.meanDivergence - direct) <= 1e-3 * direct, "\(fromBlock.meanDivergence) against \(direct)")
+        #expect(abs(fromStart.meanDivergence - fromBlock.meanDivergence) <= 1e-4 * direct)
+        #expect(fromBlock.nllSum == 0 && fromBlock.referenceNLLSum == 0)
+        store.restore(before)
+    }
+
     @Test func sensitivityPutsTheWeightsBackAfterEveryChangeAndOnCancel() throws {
         let model = try Self.model()
         let store = model.weights

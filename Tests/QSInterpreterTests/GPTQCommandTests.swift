@@ -65,6 +65,19 @@ import Testing
             #expect((loaded.weights.activationQuantization(linear.weight) != nil) == call.hasPrefix("w8a8"), "\(name): \(call)")
             #expect(try loaded.weights.weight(try #require(loaded.model.names.entries.first { $0.kind == .norm }).weight).isQuantized == false)
         }
+        // mixed_4_8: int4 g16 takes 5 bits a weight and int8 g16 9, so a target of 6 puts some
+        // layers at 8 bits and most at 4, within the target; the same plan as autoquant's.
+        let linears = loaded.model.names.entries.filter { if case .linear = $0.kind { $0.canonical.hasPrefix("layer.") } else { false } }
+        for method in ["rtn", "gptq"] {
+            let options = "samples=4 seqlen=16 group=16 target=6"
+            let record = try #require(try session.run("reset\nmixed_4_8 text=\"\(text.path)\" \(options) method=\"\(method)\"", name: "t.qs").record)
+            #expect(try #require(record["layer_bits_per_weight"]?.number) <= 6, "\(name) \(method)")
+            let forms = try linears.map { try loaded.weights.weight($0.weight).formName }
+            #expect(Set(forms) == ["int4 g16", "int8 g16"], "\(name) \(method): \(Set(forms))")
+            #expect(forms.filter { $0 == "int4 g16" }.count > forms.count / 2, "\(name) \(method)")
+            _ = try session.run("reset\ncalibrate \"\(text.path)\" samples=4 seqlen=16\nautoquant layer.* candidates=[4, 8] \(options) method=\(method)", name: "t.qs")
+            #expect(try linears.map { try loaded.weights.weight($0.weight).formName } == forms, "\(name) \(method)")
+        }
     }
 
     @Test func calibrationWindowsAreReproducible() throws {

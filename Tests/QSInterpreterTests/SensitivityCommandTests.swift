@@ -118,10 +118,10 @@ import Testing
                 let bits = try #require(entry["bits"]?.number)
                 #expect(forms[layer] == "int\(Int(bits)) g16", "\(layer)")
             }
-            let predicted = try #require(record["predicted_kld"]?.number)
+            let predicted = try #require(record["predicted_damage"]?.number)
             let summed = plan.compactMap { $0.record?["damage"]?.number }.reduce(0, +)
             #expect(abs(predicted - summed) <= 1e-9 * summed)
-            if let uniformKLD = record["uniform_kld"]?.number {
+            if let uniformKLD = record["uniform_damage"]?.number {
                 #expect(predicted <= uniformKLD * (1 + 1e-12), "target \(goal): \(predicted) against uniform \(uniformKLD)")
             }
             if goal == target { #expect(record["uniform_bits"] == .number(4)) }
@@ -166,7 +166,8 @@ import Testing
         ("autoquant target=4 samples=9", "t.qs:1:20:", "has 8 windows"),
         ("sensitivity bits=9", "t.qs:1:18:", "between 1 and 8"),
         ("sensitivity group=100", "t.qs:1:13:", "wider than the rows"),
-        ("sensitivity metric=mse", "t.qs:1:20:", "allowed values: kld, ppl"),
+        ("sensitivity metric=mse", "t.qs:1:20:", "allowed values: kld, ppl, cosine"),
+        ("sensitivity metric=cosine", "t.qs:1:13:", "scores an encoder's outputs"),
         ("sensitivity by=head", "t.qs:1:16:", "allowed values: layer, block, type"),
         ("sensitivity text=\"/no/such/text.txt\"", "t.qs:1:13:", "no/such/text.txt"),
         ("sensitivity samples=9", "t.qs:1:13:", "has 8 windows"),
@@ -184,6 +185,27 @@ import Testing
         #expect(session.workspace.loaded?.isModified == false)
         // No work started: nothing long ran long enough to ask about Ctrl-C.
         #expect(polls.count == 0, "\(source): \(polls.count) polls")
+    }
+
+    /// An encoder is measured on the direction of its output rows: the default metric, the
+    /// only one it takes, every token scored, the ranking in order and the weights as they were.
+    @Test func anEncoderIsScoredByTheCosineOfItsOutputs() throws {
+        let (folder, text) = try GPTQCommandTests.model("bert")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let session = Session(output: { _ in })
+        _ = try session.run("load \"\(folder.path)\"\ncalibrate \"\(text.path)\" samples=4 seqlen=16", name: "t.qs")
+        let before = try Self.linearValues(session)
+        let record = try #require(try session.run("sensitivity bits=2 group=16", name: "t.qs").record)
+        let units = try Self.units(record)
+        #expect(record["metric"] == .string("cosine") && record["tokens"] == .number(4 * 16) && record["base_ppl"] == nil)
+        let scores = units.compactMap { $0["score"]?.number }
+        #expect(!scores.isEmpty && scores == scores.sorted(by: >) && scores.allSatisfy { $0 > 0 && $0 < 2 })
+        #expect(units.allSatisfy { $0["cosine_loss"] == $0["score"] && $0["kld"] == nil })
+        #expect(try Self.linearValues(session) == before)
+        for metric in ["kld", "ppl"] {
+            let error = try #require(CommandContractTests.error(session, "sensitivity metric=\(metric)"))
+            #expect(error.hasPrefix("t.qs:1:13:") && error.contains("is an encoder (use cosine)"), "\(error)")
+        }
     }
 
     @Test(arguments: ["sensitivity", "autoquant target=4"])

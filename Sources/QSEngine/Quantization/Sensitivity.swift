@@ -1,11 +1,14 @@
 import Foundation
 
-/// How far a change moved a causal language model's predictions on a probe's windows, as sums
-/// over the scored tokens (so that the measures of several groups of windows add up).
+/// How far a change moved a model's outputs on a probe's windows, as sums over the scored
+/// tokens (so that the measures of several groups of windows add up). A causal language model
+/// is measured on its next-token predictions; an encoder, which has none, on the direction of
+/// its output rows (the hidden states its sentence embeddings average).
 package struct PredictionDamage: Sendable, Equatable {
-    /// Σ KL(reference ‖ changed) over the scored tokens, in nats.
+    /// Σ KL(reference ‖ changed) over the scored tokens, in nats; for an encoder
+    /// Σ (1 − cos(reference row, changed row)) over the output rows.
     package var divergenceSum = 0.0
-    /// Σ −log q(next token) of the changed model, and of the reference.
+    /// Σ −log q(next token) of the changed model, and of the reference (0 for an encoder).
     package var nllSum = 0.0
     package var referenceNLLSum = 0.0
     /// Tokens scored.
@@ -13,7 +16,7 @@ package struct PredictionDamage: Sendable, Equatable {
 
     package init() {}
 
-    /// Mean KL(reference ‖ changed) per scored token.
+    /// Mean KL(reference ‖ changed) per scored token; for an encoder, the mean 1 − cosine.
     package var meanDivergence: Double { tokens > 0 ? divergenceSum / Double(tokens) : 0 }
     package var perplexity: Double { Foundation.exp(tokens > 0 ? nllSum / Double(tokens) : 0) }
     package var referencePerplexity: Double { Foundation.exp(tokens > 0 ? referenceNLLSum / Double(tokens) : 0) }
@@ -28,8 +31,9 @@ package struct PredictionDamage: Sendable, Equatable {
     }
 }
 
-/// Measures what changes to a causal language model's weights do to its next-token predictions
-/// on a few windows, against the model as it was when the probe was made (the reference).
+/// Measures what changes to a model's weights do to its next-token predictions (an encoder:
+/// to its output rows) on a few windows, against the model as it was when the probe was made
+/// (the reference).
 ///
 /// Made once, a probe keeps each window's hidden states at the input of every block and the
 /// reference's head statistics of every scored row, so that a change inside block b is
@@ -42,9 +46,11 @@ package struct PredictionDamage: Sendable, Equatable {
 /// exact, from two hidden-size vectors a token (9 MB for 2 windows of 512 tokens of SmolLM2
 /// where the log-probabilities would take 200 MB); the first term is a small difference times
 /// p̄, so an unchanged model measures 0 and a small change keeps its precision.
-/// Row t of a window is scored on token t + 1, as `eval` scores a window.
+/// Row t of a window is scored on token t + 1, as `eval` scores a window. An encoder's rows are
+/// all scored, by 1 − the cosine of each output row with the reference's (kept: the final
+/// hidden states), which is quadratic in a small change as the KL divergence is.
 package final class PredictionProbe {
-    package let model: CausalLanguageModel
+    package let model: any BlockModel
     package let windows: [[Int]]
     let runner: BlockRunner
     /// `inputs[b][w]`: window w's hidden states at the input of block b; `inputs[blocks]` holds
@@ -56,7 +62,7 @@ package final class PredictionProbe {
     /// Runs the windows through the model as it is now, keeping what later measures need.
     /// Windows run side by side, one per thread, when there are several.
     package init(
-        model: CausalLanguageModel, windows: [[Int]], conversions: ConversionCache = ConversionCache(budgetBytes: ConversionCache.evaluationBudget),
+        model: any BlockModel, windows: [[Int]], conversions: ConversionCache = ConversionCache(budgetBytes: ConversionCache.evaluationBudget),
         isCancelled: () -> Bool = { false }
     ) throws {
         guard !windows.isEmpty, windows.allSatisfy({ $0.count >= 2 }) else {
@@ -64,7 +70,7 @@ package final class PredictionProbe {
         }
         self.model = model
         self.windows = windows
-        targets = windows.map { Array($0.dropFirst()) }
+        targets = model is any CausalLanguageModel ? windows.map { Array($0.dropFirst()) } : windows
         runner = BlockRunner(model: model, conversions: conversions, parallelSequences: windows.count > 1)
         var states = try runner.embed(windows)
         inputs = [states]
@@ -74,8 +80,10 @@ package final class PredictionProbe {
             inputs.append(states)
         }
         let targets = targets
-        reference = try perWindow { w in
-            try model.headStatistics(Self.scoredRows(states[w]), targets: targets[w], expectations: true, conversions: runner.conversions)
+        if let causal = model as? any CausalLanguageModel {
+            reference = try perWindow { w in
+                try causal.headStatistics(Self.scoredRows(states[w]), targets: targets[w], expectations: true, conversions: runner.conversions)
+            }
         }
     }
 
@@ -105,7 +113,8 @@ package final class PredictionProbe {
                 if isCancelled() { throw EngineError.cancelled }
                 try model.block(index, &x, pass: ForwardPass(conversions: runner.conversions))
             }
-            let now = try model.headStatistics(Self.scoredRows(x), targets: targets[w], conversions: runner.conversions)
+            guard let causal = model as? any CausalLanguageModel else { return Self.compareOutputs(inputs[blocks][w], x) }
+            let now = try causal.headStatistics(Self.scoredRows(x), targets: targets[w], conversions: runner.conversions)
             return Self.compare(reference[w], now)
         }
         return parts.reduce(PredictionDamage(), +)
@@ -132,6 +141,30 @@ package final class PredictionProbe {
             }
         }
         damage.tokens = rows
+        return damage
+    }
+
+    /// Σ over the rows of 1 − cos(reference row, row now).
+    static func compareOutputs(_ reference: Activations, _ now: Activations) -> PredictionDamage {
+        var damage = PredictionDamage()
+        let width = now.cols
+        reference.data.withUnsafeBufferPointer { r in
+            now.data.withUnsafeBufferPointer { q in
+                for row in 0 ..< now.rows {
+                    var dot = 0.0, rr = 0.0, qq = 0.0
+                    for c in row * width ..< (row + 1) * width {
+                        let a = Double(r[c]), b = Double(q[c])
+                        dot += a * b
+                        rr += a * a
+                        qq += b * b
+                    }
+                    // Rows of zeros on both sides are the same; a zero row against another is as far as can be.
+                    let cosine = rr > 0 && qq > 0 ? dot / (rr * qq).squareRoot() : (rr == qq ? 1 : 0)
+                    damage.divergenceSum += 1 - cosine
+                }
+            }
+        }
+        damage.tokens = now.rows
         return damage
     }
 
@@ -197,7 +230,7 @@ package enum Sensitivity {
     /// after each change, and when this throws (Ctrl-C included). `progress` gets (changes
     /// measured, changes × groups).
     package static func measure(
-        _ model: CausalLanguageModel, changes: [Change], windows: [[Int]], probeBudgetBytes: Int = Sensitivity.probeBudgetBytes,
+        _ model: any BlockModel, changes: [Change], windows: [[Int]], probeBudgetBytes: Int = Sensitivity.probeBudgetBytes,
         progress: ((Int, Int) -> Void)? = nil, isCancelled: @escaping () -> Bool = { false }
     ) throws -> [PredictionDamage] {
         let store = model.weights

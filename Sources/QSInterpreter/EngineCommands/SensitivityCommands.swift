@@ -8,8 +8,8 @@ enum SensitivityCommand: Command {
     static let spec = CommandSpec(
         "sensitivity", summary: "Rank layers by how far quantizing each alone moves the model's predictions.",
         discussion: """
-            Quantizes one unit at a time by round-to-nearest on the grid `bits`, `group`, `clip` and `sym`/`asym` give (as `quantize` would), the rest of the model left as it is now, and measures the damage against the model as it is now on the first `seqlen` tokens of the first `samples` windows of the calibration set, or with `text=` on `samples` consecutive windows of `seqlen` tokens from the start of that text. Every token but the first of a window is scored. Many short windows measure more steadily than a few long ones: the KL divergence of a layer is heavy-tailed over the text.
-            `metric=kld` (the default) scores a unit by the mean KL(now ‖ with the unit quantized) per token, `metric=ppl` by the change in perplexity; the record has both. `by=layer` makes each matched linear layer a unit, `by=block` the matched layers of one block together (named `layer.N.*`), `by=type` the matched layers of one kind in every block (named `layer.*.attn.q`); the embedding and the head, when the pattern names them, are units of their own.
+            Quantizes one unit at a time by round-to-nearest on the grid `bits`, `group`, `clip` and `sym`/`asym` give (as `quantize` would), the rest of the model left as it is now, and measures the damage against the model as it is now on the first `seqlen` tokens of the first `samples` windows of the calibration set, or with `text=` on `samples` consecutive windows of `seqlen` tokens from the start of that text. Every token but the first of a window is scored (an encoder: every token). Many short windows measure more steadily than a few long ones: the KL divergence of a layer is heavy-tailed over the text.
+            `metric=kld` (the default for a causal model) scores a unit by the mean KL(now ‖ with the unit quantized) per token, `metric=ppl` by the change in perplexity; the record has both. An encoder has no next-token predictions: `metric=cosine` (its default, and its only metric) scores a unit by the mean 1 − cosine between each output row (the hidden states a sentence embedding averages) now and with the unit quantized. `by=layer` makes each matched linear layer a unit, `by=block` the matched layers of one block together (named `layer.N.*`), `by=type` the matched layers of one kind in every block (named `layer.*.attn.q`); the embedding and the head, when the pattern names them, are units of their own.
             Each window's hidden states at the input of every block are kept, so a unit is run from its first block on, and the KL divergence is exact without keeping any logits. The weights are as they were afterwards, and after Ctrl-C. Prints the units most sensitive first; the record's `units` are in that order, each named by a pattern that selects it (`for u in s.units { ... }`).
             """,
         positionals: [ArgumentSpec("pattern", .pattern, help: "the layers (default: every linear layer)", default: .word("layer.*"))],
@@ -17,7 +17,7 @@ enum SensitivityCommand: Command {
             ArgumentSpec("bits", .integer, help: "bits per code (1 binarises)", default: .number(4), range: 1...8),
             ArgumentSpec("group", .any, help: "input columns per scale: a number, channel or tensor", default: .number(128)),
             ArgumentSpec("clip", .word, help: "how each group's range is chosen", default: .word("mse"), allowed: ["none", "mse"]),
-            ArgumentSpec("metric", .word, help: "what scores a unit: kld or ppl", default: .word("kld"), allowed: ["kld", "ppl"]),
+            ArgumentSpec("metric", .word, help: "what scores a unit: kld or ppl (causal models), cosine (encoders); default kld, or cosine for an encoder", allowed: ["kld", "ppl", "cosine"]),
             ArgumentSpec("by", .word, help: "the units: layer, block or type", default: .word("layer"), allowed: ["layer", "block", "type"]),
             ArgumentSpec("samples", .integer, help: "windows measured on", default: .number(Double(Session.sensitivitySamples)), range: 1...100_000),
             ArgumentSpec("text", .path, help: "a text to measure on instead of the calibration set"),
@@ -29,9 +29,9 @@ enum SensitivityCommand: Command {
             FlagSpec("asym", help: "asymmetric grid with a zero point per group", group: "grid"),
         ],
         resultFields: [
-            ("units", "a record per unit, most sensitive first: unit, layers, score, kld, ppl, bits_per_weight, rank"),
-            ("metric", "kld or ppl"), ("by", "layer, block or type"), ("scheme", "the grid, as int4 g128 sym"),
-            ("tokens", "tokens scored per unit"), ("base_ppl", "perplexity of the model as it is now on those tokens"),
+            ("units", "a record per unit, most sensitive first: unit, layers, score, kld and ppl (causal models) or cosine_loss (encoders), bits_per_weight, rank"),
+            ("metric", "kld, ppl or cosine"), ("by", "layer, block or type"), ("scheme", "the grid, as int4 g128 sym"),
+            ("tokens", "tokens scored per unit"), ("base_ppl", "perplexity of the model as it is now on those tokens (causal models)"),
             ("seconds", "time taken"),
         ],
         examples: [
@@ -41,12 +41,13 @@ enum SensitivityCommand: Command {
 
     static func run(_ invocation: CommandInvocation, _ session: Session) throws -> Value {
         let loaded = try session.workspace.requireModel()
-        let model = try Session.causalModel(loaded, command: "sensitivity")
+        let model = loaded.model
+        let causal = model is any CausalLanguageModel
+        let metric = try Session.sensitivityMetric(invocation, loaded: loaded)
         let entries = try Session.selectForCompression(invocation, loaded: loaded)
         let scheme = try Session.scheme(invocation, entries: entries, loaded: loaded, defaultClip: .mse)
         let windows = try Session.sensitivityWindows(invocation, loaded: loaded, session: session)
         let by = try invocation.text("by")
-        let metric = try invocation.text("metric")
         let units = Session.sensitivityUnits(entries, by: by)
         let started = Date()
         let changes = try Session.quantizedChanges(units, scheme: scheme, loaded: loaded, isCancelled: session.isCancelled)
@@ -70,37 +71,43 @@ enum SensitivityCommand: Command {
             let weights = changes[index].weights
             let bytes = weights.reduce(0) { $0 + $1.weight.byteCount }
             let count = weights.reduce(0) { $0 + $1.weight.count }
-            // KL divergence is never negative; below 0 is rounding in a unit that changed nothing.
-            let kld = max(0, damage.meanDivergence)
+            // Neither measure is ever negative; below 0 is rounding in a unit that changed nothing.
+            let divergence = max(0, damage.meanDivergence)
             rows.append(Row(
                 unit: unit.name, layers: unit.entries.count, damage: damage, bitsPerWeight: Double(bytes) * 8 / Double(max(count, 1)),
-                score: metric == "kld" ? kld : damage.perplexity - damage.referencePerplexity))
+                score: metric == "ppl" ? damage.perplexity - damage.referencePerplexity : divergence))
         }
         rows.sort { $0.score > $1.score }
         let tokens = damages.first?.tokens ?? 0
         let basePPL = damages.first?.referencePerplexity ?? 0
         session.output(
-            "sensitivity  \(scheme.description), by \(by), \(metric) on \(windows.count) window\(windows.count == 1 ? "" : "s") (\(tokens) tokens scored), ppl \(fmt(basePPL, 4)) as now; \(rows.count) unit\(rows.count == 1 ? "" : "s") in \(fmt(seconds, 1)) s\n")
-        let header = ["rank", "unit", "KLD", "ppl", "change", "bits/w"]
+            "sensitivity  \(scheme.description), by \(by), \(metric) on \(windows.count) window\(windows.count == 1 ? "" : "s") (\(tokens) tokens scored)"
+                + (causal ? ", ppl \(fmt(basePPL, 4)) as now" : "") + "; \(rows.count) unit\(rows.count == 1 ? "" : "s") in \(fmt(seconds, 1)) s\n")
+        let header = causal ? ["rank", "unit", "KLD", "ppl", "change", "bits/w"] : ["rank", "unit", "1 − cos", "bits/w"]
         let table = [header] + rows.enumerated().map { rank, row in
+            let divergence = String(format: "%.4e", max(0, row.damage.meanDivergence))
+            guard causal else { return [String(rank + 1), row.unit, divergence, fmt(row.bitsPerWeight, 3)] }
             let change = row.damage.perplexity / row.damage.referencePerplexity - 1
             return [
-                String(rank + 1), row.unit, String(format: "%.4e", max(0, row.damage.meanDivergence)), fmt(row.damage.perplexity, 4),
+                String(rank + 1), row.unit, divergence, fmt(row.damage.perplexity, 4),
                 (change >= 0 ? "+" : "") + fmt(change * 100, 3) + "%", fmt(row.bitsPerWeight, 3),
             ]
         }
         session.output(Session.alignedTable(table, leftColumns: [1]))
         let records: [Value] = rows.enumerated().map { rank, row in
-            .record(Record([
-                ("unit", .string(row.unit)), ("layers", .number(Double(row.layers))), ("score", .number(row.score)),
-                ("kld", .number(max(0, row.damage.meanDivergence))), ("ppl", .number(row.damage.perplexity)),
+            let measures: [(String, Value)] = causal
+                ? [("kld", .number(max(0, row.damage.meanDivergence))), ("ppl", .number(row.damage.perplexity))]
+                : [("cosine_loss", .number(max(0, row.damage.meanDivergence)))]
+            return .record(Record([("unit", .string(row.unit)), ("layers", .number(Double(row.layers))), ("score", .number(row.score))] + measures + [
                 ("bits_per_weight", .number((row.bitsPerWeight * 1000).rounded() / 1000)), ("rank", .number(Double(rank + 1))),
             ]))
         }
-        return .record(Record([
+        var record = Record([
             ("units", .list(records)), ("metric", .string(metric)), ("by", .string(by)), ("scheme", .string(scheme.description)),
-            ("tokens", .number(Double(tokens))), ("base_ppl", .number(basePPL)), ("seconds", .number((seconds * 100).rounded() / 100)),
-        ]))
+            ("tokens", .number(Double(tokens))), ("seconds", .number((seconds * 100).rounded() / 100)),
+        ])
+        if causal { record["base_ppl"] = .number(basePPL) }
+        return .record(record)
     }
 }
 
@@ -110,7 +117,7 @@ enum AutoquantCommand: Command {
     static let spec = CommandSpec(
         "autoquant", summary: "Choose a bit width per layer to meet an average bits per weight with the least damage, and quantize.",
         discussion: """
-            Mixed precision under a size, as llama.cpp's --target-bpw and mlx-lm's dynamic quantization do. The damage of each block layer at each candidate width is predicted from two measures on the first `seqlen` tokens of the first `samples` calibration windows: the KL divergence of the model with that layer alone quantized (as `sensitivity` measures it) at two widths, the candidate nearest 4 and the one below it, and the layer's relative output error ‖X(W − Ŵ)ᵀ‖ / ‖XWᵀ‖ at every candidate. A measured width's damage is its KL divergence; another's is scaled from the nearest measured width m, damage(layer, b) = KL(layer, m) × (error(layer, b) / error(layer, m))², the KL divergence being quadratic in a small change of the output. Then the widths are chosen, by dynamic programming over the bytes, for the least summed damage whose bytes (codes, scales and zero points, as stored) come to at most `target` bits per weight of the matched layers.
+            Mixed precision under a size, as llama.cpp's --target-bpw and mlx-lm's dynamic quantization do. The damage of each block layer at each candidate width is predicted from two measures on the first `seqlen` tokens of the first `samples` calibration windows: the KL divergence of the model with that layer alone quantized (as `sensitivity` measures it; for an encoder, the mean 1 − cosine of its output rows) at two widths, the candidate nearest 4 and the one below it, and the layer's relative output error ‖X(W − Ŵ)ᵀ‖ / ‖XWᵀ‖ at every candidate. A measured width's damage is its KL divergence; another's is scaled from the nearest measured width m, damage(layer, b) = KL(layer, m) × (error(layer, b) / error(layer, m))², the KL divergence being quadratic in a small change of the output. Then the widths are chosen, by dynamic programming over the bytes, for the least summed damage whose bytes (codes, scales and zero points, as stored) come to at most `target` bits per weight of the matched layers.
             Prints the plan (each block's layers with their widths), then applies it: round-to-nearest per layer, or `method=gptq` on the whole calibration set with each layer's width (one sequential pass, as `quantize ... method=gptq`). The grid (`group`, `clip`, `sym`/`asym`) is the same for every width. The change is one step: an error or Ctrl-C leaves every weight as it was.
             """,
         positionals: [ArgumentSpec("pattern", .pattern, help: "the layers (default: every linear layer of the blocks)", default: .word("layer.*"))],
@@ -134,10 +141,10 @@ enum AutoquantCommand: Command {
         resultFields: [
             ("plan", "a record per layer, in model order: layer, bits, damage (predicted)"),
             ("layer_bits_per_weight", "bits per weight of the matched layers as quantized, scales and zero points counted (at most target)"),
-            ("target", "the target"), ("candidates", "the widths chosen from"), ("measured_bits", "the widths whose KL divergence was measured"),
+            ("target", "the target"), ("candidates", "the widths chosen from"), ("measured_bits", "the widths whose damage was measured end to end"),
             ("method", "rtn or gptq"), ("scheme", "the grid of the candidate nearest 4 bits, as int4 g64 sym"),
-            ("predicted_kld", "the plan's summed predicted damage (mean KL divergence per token)"),
-            ("uniform_kld", "the same prediction for the widest candidate that fits the target in every layer"),
+            ("predicted_damage", "the plan's summed predicted damage (mean KL divergence per token; an encoder's mean 1 − cosine)"),
+            ("uniform_damage", "the same prediction for the widest candidate that fits the target in every layer"),
             ("uniform_bits", "that candidate"), ("layers", "layers quantized"), ("seconds", "time taken"),
             ("size_mb", "weights as held now, MB"), ("bytes", "bytes of the weights as held now"),
             ("bits_per_weight", "bits per parameter of the whole model"), ("params", "parameters"),
@@ -149,7 +156,7 @@ enum AutoquantCommand: Command {
 
     static func run(_ invocation: CommandInvocation, _ session: Session) throws -> Value {
         let loaded = try session.workspace.requireModel()
-        let model = try Session.causalModel(loaded, command: "autoquant")
+        let model = loaded.model
         let entries = try Session.selectForCompression(invocation, loaded: loaded)
         if let outside = entries.first(where: { CalibratedQuantizer.blockIndex($0.canonical) == nil }) {
             throw CommandError.invalidArgument("pattern", "autoquant chooses widths for the linear layers of the blocks; quantize \(outside.canonical) on its own")
@@ -238,7 +245,8 @@ enum AutoquantCommand: Command {
         let uniformKLD = uniform.map { c in predicted.reduce(0.0) { $0 + $1[c] } }
         session.output(Self.planText(
             entries: entries, candidates: candidates, chosen: chosen, params: params, bytes: plannedBytes, target: target,
-            predicted: predictedKLD, uniform: uniform.map { (schemes[$0].description, uniformKLD!) }))
+            predicted: predictedKLD, uniform: uniform.map { (schemes[$0].description, uniformKLD!) },
+            measure: model is any CausalLanguageModel ? "KLD" : "1 − cos"))
 
         let applyBar = ProgressBar(label: gptq ? "autoquant: gptq" : "autoquant: quantize", unit: "layers")
         defer { applyBar.finish() }
@@ -274,11 +282,11 @@ enum AutoquantCommand: Command {
             ("plan", .list(plan)), ("layer_bits_per_weight", .number(layerBits)), ("target", .number(target)),
             ("candidates", .list(candidates.map { .number(Double($0)) })), ("measured_bits", .list(measured.map { .number(Double(candidates[$0])) })),
             ("method", .string(gptq ? "gptq" : "rtn")), ("scheme", .string(schemes[reference].description)),
-            ("predicted_kld", .number(predictedKLD)), ("layers", .number(Double(entries.count))),
+            ("predicted_damage", .number(predictedKLD)), ("layers", .number(Double(entries.count))),
             ("seconds", .number((seconds * 100).rounded() / 100)),
         ])
         if let uniform, let uniformKLD {
-            record["uniform_kld"] = .number(uniformKLD)
+            record["uniform_damage"] = .number(uniformKLD)
             record["uniform_bits"] = .number(Double(candidates[uniform]))
         }
         for (name, value) in Session.sizeFields(loaded) { record[name] = value }
@@ -320,9 +328,9 @@ enum AutoquantCommand: Command {
     /// The plan as printed: the summary, the layers at each width, and each block's layers.
     static func planText(
         entries: [LayerNames.Entry], candidates: [Int], chosen: [Int], params: Int, bytes: Int, target: Double, predicted: Double,
-        uniform: (name: String, kld: Double)?
+        uniform: (name: String, kld: Double)?, measure: String
     ) -> String {
-        var text = "autoquant: \(entries.count) layers at \(fmt(Double(bytes) * 8 / Double(params), 3)) bits/weight (target \(formatNumber(target))), predicted KLD \(String(format: "%.4e", predicted))"
+        var text = "autoquant: \(entries.count) layers at \(fmt(Double(bytes) * 8 / Double(params), 3)) bits/weight (target \(formatNumber(target))), predicted \(measure) \(String(format: "%.4e", predicted))"
         if let uniform { text += " (uniform \(uniform.name): \(String(format: "%.4e", uniform.kld)))" }
         text += "\n"
         for (c, width) in candidates.enumerated() {
@@ -351,12 +359,19 @@ extension Session {
     static let sensitivitySamples = 8
     static let sensitivityLength = 128
 
-    /// The loaded model as a causal language model, or an error saying the command needs one.
-    static func causalModel(_ loaded: LoadedModel, command: String) throws -> CausalLanguageModel {
-        guard let model = loaded.model as? CausalLanguageModel else {
-            throw CommandError.failed("\(command) measures next-token predictions: \(loaded.name) is an encoder")
+    /// The metric `sensitivity` scores by: the one given, or kld (cosine for an encoder); an
+    /// error at `metric` for one the model has no outputs for.
+    static func sensitivityMetric(_ invocation: CommandInvocation, loaded: LoadedModel) throws -> String {
+        let causal = loaded.model is any CausalLanguageModel
+        guard invocation.isGiven("metric") else { return causal ? "kld" : "cosine" }
+        let metric = try invocation.text("metric")
+        if causal, metric == "cosine" {
+            throw CommandError.invalidArgument("metric", "cosine scores an encoder's outputs; \(loaded.name) predicts next tokens (use kld or ppl)")
         }
-        return model
+        if !causal, metric != "cosine" {
+            throw CommandError.invalidArgument("metric", "\(metric) needs next-token predictions; \(loaded.name) is an encoder (use cosine)")
+        }
+        return metric
     }
 
     /// The windows `sensitivity` measures on: `samples` consecutive windows of `seqlen` tokens
