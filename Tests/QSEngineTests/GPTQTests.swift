@@ -105,6 +105,27 @@ import Testing
         #expect(outputError(gptq) < outputError(rtn) * 0.9, "\(c.name)")
     }
 
+    /// Batches added from several threads at once (each into a partial sum of its own) give
+    /// the XᵀX and the channel statistics that adding them one after another gives.
+    @Test func concurrentBatchesSumToTheSequentialHessian() throws {
+        let columns = 24
+        let batches = (0 ..< 32).map { b in
+            Activations(rows: 5 + b % 7, cols: columns, data: QuantizationTests.matrix(rows: 5 + b % 7, columns: columns, seed: UInt64(b + 1)))
+        }
+        let sequential = HessianAccumulator(size: columns)
+        for batch in batches { sequential.add(batch) }
+        let concurrent = HessianAccumulator(size: columns)
+        DispatchQueue.concurrentPerform(iterations: batches.count) { concurrent.add(batches[$0]) }
+        #expect(concurrent.tokens == sequential.tokens && concurrent.batches == batches.count)
+        for (a, b) in zip(concurrent.matrix, sequential.matrix) { #expect(abs(a - b) <= 1e-4 * max(1, abs(b))) }
+        #expect(concurrent.diagonal == (0 ..< columns).map { concurrent.matrix[$0 * columns + $0] })
+        #expect(concurrent.absoluteMaxima == sequential.absoluteMaxima)
+        // Read, then added to again: the sums go on.
+        concurrent.add(batches[0])
+        sequential.add(batches[0])
+        for (a, b) in zip(concurrent.matrix, sequential.matrix) { #expect(abs(a - b) <= 1e-4 * max(1, abs(b))) }
+    }
+
     /// Dampening retries: a Hessian of rank 1 (every input the same direction) is not positive
     /// definite with no dampening; GPTQ raises it, says so, and still quantizes.
     @Test func aSingularHessianRaisesTheDampening() throws {

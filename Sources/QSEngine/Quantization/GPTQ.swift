@@ -4,8 +4,13 @@ import Foundation
 /// layer-wise reconstruction error, which GPTQ and SparseGPT work from.
 package final class HessianAccumulator: @unchecked Sendable {
     package let size: Int
-    /// XᵀX summed so far, upper triangle only (symmetric rank-k updates do half the work).
-    private var upper: [Float]
+    /// XᵀX summed so far, upper triangle only (symmetric rank-k updates do half the work), in
+    /// as many partial sums as threads have added at once: a thread takes a free one, adds its
+    /// batch outside the lock, and gives it back, so that observing threads never wait for each
+    /// other's products (one shared sum under the lock serialised a third of the work of
+    /// GPTQ's observing pass). Read, they are summed into the first.
+    private var partials: [[Float]]
+    private var free: [Int]
     package private(set) var tokens = 0
     /// Per input channel, Σ|x| and max |x| over the tokens (AWQ's and SmoothQuant's statistics).
     package private(set) var absoluteSums: [Double]
@@ -24,14 +29,29 @@ package final class HessianAccumulator: @unchecked Sendable {
     package init(size: Int, gram: Bool = true) {
         self.size = size
         collectsGram = gram
-        upper = [Float](repeating: 0, count: gram ? size * size : 0)
+        partials = [[Float](repeating: 0, count: gram ? size * size : 0)]
+        free = [0]
         absoluteSums = [Double](repeating: 0, count: size)
         absoluteMaxima = [Float](repeating: 0, count: size)
+    }
+
+    /// The upper triangle of XᵀX, the partial sums summed (not to be read while adding).
+    private var upper: [Float] {
+        lock.withLock {
+            if partials.count > 1 {
+                var sum = partials[0]
+                for partial in partials.dropFirst() { for i in sum.indices { sum[i] += partial[i] } }
+                partials = [sum]
+                free = [0]
+            }
+            return partials[0]
+        }
     }
 
     /// The diagonal of XᵀX: Σx² per input channel.
     package var diagonal: [Float] {
         guard collectsGram else { return [] }
+        let upper = upper
         return (0 ..< size).map { upper[$0 * size + $0] }
     }
 
@@ -42,6 +62,7 @@ package final class HessianAccumulator: @unchecked Sendable {
 
     /// The whole symmetric matrix, row-major.
     package var matrix: [Float] {
+        let upper = upper
         var full = upper
         for row in 0 ..< size {
             for column in 0 ..< row { full[row * size + column] = upper[column * size + row] }
@@ -65,12 +86,28 @@ package final class HessianAccumulator: @unchecked Sendable {
                 }
             }
         }
-        lock.withLock {
-            if collectsGram {
-                x.data.withUnsafeBufferPointer { a in
-                    upper.withUnsafeMutableBufferPointer { GEMM.accumulateGram(a.baseAddress!, rows: x.rows, columns: size, into: $0.baseAddress!) }
-                }
+        if collectsGram {
+            let slot = lock.withLock {
+                if let slot = free.popLast() { return slot }
+                partials.append([Float](repeating: 0, count: size * size))
+                return partials.count - 1
             }
+            // The slot is this thread's until it is given back; the array is taken out so that
+            // no other thread's append moves it meanwhile.
+            var sum = lock.withLock {
+                let taken = partials[slot]
+                partials[slot] = []
+                return taken
+            }
+            x.data.withUnsafeBufferPointer { a in
+                sum.withUnsafeMutableBufferPointer { GEMM.accumulateGram(a.baseAddress!, rows: x.rows, columns: size, into: $0.baseAddress!) }
+            }
+            lock.withLock {
+                partials[slot] = sum
+                free.append(slot)
+            }
+        }
+        lock.withLock {
             tokens += x.rows
             for c in 0 ..< size {
                 absoluteSums[c] += sums[c]
