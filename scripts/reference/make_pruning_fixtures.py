@@ -170,8 +170,9 @@ def sparsegpt(W, X, sparsity, keep, group, block, damp, bits, sym, qgroup):
     scales = zeros = None
     if bits > 0:
         if qgroup > 0:
-            # A quantization group never straddles a block, so its grid is read from the
-            # block's current (updated) columns.
+            # A quantization group never straddles a block; its grid is read from the
+            # block's columns as the block began (W, not W1), as the published GPTQ and
+            # SparseGPT code do.
             assert block % qgroup == 0 and columns % qgroup == 0
             scales = torch.zeros(rows, columns // qgroup)
             zeros = torch.zeros(rows, columns // qgroup)
@@ -200,7 +201,7 @@ def sparsegpt(W, X, sparsity, keep, group, block, damp, bits, sym, qgroup):
                 for r in range(rows):
                     mask1[r, i:i + group] = lowest(tmp[r], group - keep)
             if bits > 0 and qgroup > 0 and i % qgroup == 0:
-                scale, zero = grid(W1[:, i:i + qgroup], bits, sym)
+                scale, zero = grid(W[:, i1 + i:i1 + i + qgroup], bits, sym)
                 scales[:, (i1 + i) // qgroup], zeros[:, (i1 + i) // qgroup] = scale, zero
             w = W1[:, i]
             q = w.clone()
