@@ -15,6 +15,8 @@ package final class HessianAccumulator: @unchecked Sendable {
     /// Per input channel, Σ|x| and max |x| over the tokens (AWQ's and SmoothQuant's statistics).
     package private(set) var absoluteSums: [Double]
     package private(set) var absoluteMaxima: [Float]
+    /// Per input channel, Σx² over the tokens (Wanda's input norms, without XᵀX).
+    package private(set) var squareSums: [Double]
     /// Σ over the batches added of the batch's largest |x|, and the batches: their mean is the
     /// range a static activation grid takes (a moving-average observer's, rather than the one
     /// largest value ever seen, which a single outlier token sets).
@@ -33,6 +35,7 @@ package final class HessianAccumulator: @unchecked Sendable {
         free = [0]
         absoluteSums = [Double](repeating: 0, count: size)
         absoluteMaxima = [Float](repeating: 0, count: size)
+        squareSums = [Double](repeating: 0, count: size)
     }
 
     /// The upper triangle of XᵀX, the partial sums summed (not to be read while adding).
@@ -75,6 +78,7 @@ package final class HessianAccumulator: @unchecked Sendable {
         precondition(x.cols == size, "HessianAccumulator: inputs of \(x.cols) features, expected \(size)")
         guard x.rows > 0 else { return }
         var sums = [Double](repeating: 0, count: size)
+        var squares = [Double](repeating: 0, count: size)
         var maxima = [Float](repeating: 0, count: size)
         x.data.withUnsafeBufferPointer { a in
             for r in 0 ..< x.rows {
@@ -82,6 +86,7 @@ package final class HessianAccumulator: @unchecked Sendable {
                 for c in 0 ..< size {
                     let v = abs(row[c])
                     sums[c] += Double(v)
+                    squares[c] += Double(v) * Double(v)
                     if v > maxima[c] { maxima[c] = v }
                 }
             }
@@ -111,6 +116,7 @@ package final class HessianAccumulator: @unchecked Sendable {
             tokens += x.rows
             for c in 0 ..< size {
                 absoluteSums[c] += sums[c]
+                squareSums[c] += squares[c]
                 absoluteMaxima[c] = max(absoluteMaxima[c], maxima[c])
             }
             batchMaximumSum += Double(maxima.max() ?? 0)
@@ -160,13 +166,52 @@ package enum GPTQ {
         _ weights: [Float], rows: Int, columns: Int, hessian: HessianAccumulator, scheme: QuantizationScheme,
         options: Options = Options(), mask: PruningMask? = nil, onRetry: ((Double) -> Void)? = nil
     ) throws -> Result {
+        let solution = try solve(
+            weights, rows: rows, columns: columns, hessian: hessian, scheme: scheme, options: options, mask: mask, selection: nil,
+            onRetry: onRetry)
+        return Result(packed: solution.packed!, damp: solution.damp)
+    }
+
+    /// What pruning the solver chooses as it goes (SparseGPT's adaptive mask selection).
+    package enum MaskSelection: Sendable, Equatable {
+        /// At the start of each block of columns, the share of the block's weights with the
+        /// smallest w² / [H⁻¹]²ⱼⱼ (the error pruning each alone would cause) is pruned.
+        case fraction(Double)
+        /// In every `group` consecutive input columns of each row, the `group − keep` smallest
+        /// w² / [H⁻¹]²ⱼⱼ are pruned, chosen when the solver reaches the group's first column.
+        case nOfM(keep: Int, group: Int)
+    }
+
+    /// The outcome of `solve`: the packed weight when a scheme was given, else the updated
+    /// values; the mask pruned (given, chosen, or both); the dampening used.
+    package struct Solution: Sendable {
+        package var packed: PackedWeight?
+        package var values: [Float]?
+        package var mask: PruningMask?
+        package var damp: Double
+    }
+
+    /// GPTQ's and SparseGPT's shared solver (the OBS update column by column, lazily in
+    /// blocks): with a scheme each column is rounded onto its grid, without one it is kept;
+    /// pruned elements (`mask`, and what `selection` chooses) become 0; either way the column's
+    /// error is spread over the columns not yet reached. Selection does not go with act-order.
+    package static func solve(
+        _ weights: [Float], rows: Int, columns: Int, hessian: HessianAccumulator, scheme: QuantizationScheme?,
+        options: Options = Options(), mask given: PruningMask? = nil, selection: MaskSelection?, onRetry: ((Double) -> Void)? = nil
+    ) throws -> Solution {
         guard weights.count == rows * columns, hessian.size == columns else {
             throw EngineError("GPTQ: a \(rows)×\(columns) weight with a \(hessian.size)×\(hessian.size) Hessian")
         }
         guard options.blockSize > 0, options.damp >= 0, options.damp.isFinite else {
             throw EngineError("GPTQ: blocks of \(options.blockSize) columns with dampening \(options.damp)")
         }
-        guard scheme.bits >= 2 else { throw EngineError("GPTQ quantizes to 2 to 8 bits; bits=1 binarises by sign alone (use method=rtn)") }
+        if let scheme, scheme.bits < 2 { throw EngineError("GPTQ quantizes to 2 to 8 bits; bits=1 binarises by sign alone (use method=rtn)") }
+        if selection != nil, options.actOrder { throw EngineError("SparseGPT's mask selection goes column by column in order: act-order does not go with it") }
+        if case .nOfM(let keep, let group)? = selection, !(group > 0 && keep >= 0 && keep < group && columns % group == 0) {
+            throw EngineError("\(keep):\(group) pruning needs 0 ≤ N < M with M dividing the \(columns) columns")
+        }
+        var mask = given
+        if selection != nil, mask == nil { mask = PruningMask(keepingAll: rows * columns) }
         // The matrix in double, dead inputs (never active) given a unit diagonal and zero weights.
         var h = hessian.matrix.map(Double.init)
         var w = weights
@@ -179,11 +224,11 @@ package enum GPTQ {
         if options.actOrder {
             order.sort { h[$0 * columns + $0] > h[$1 * columns + $1] || (h[$0 * columns + $0] == h[$1 * columns + $1] && $0 < $1) }
         }
-        let groupSize = min(columns, scheme.groupSize(columns: columns))
-        let grouped: Bool = if case .group = scheme.granularity { true } else { false }
+        let groupSize = scheme.map { min(columns, $0.groupSize(columns: columns)) } ?? columns
+        let grouped: Bool = if case .group? = scheme?.granularity { true } else { false }
         // Static groups: each group's grid from the weights before any update, original order.
         var staticGrids: [[GroupGrid]]?
-        if options.actOrder && grouped && options.staticGroups {
+        if let scheme, options.actOrder && grouped && options.staticGroups {
             staticGrids = try grids(w, rows: rows, columns: columns, first: 0, groupSize: groupSize, scheme: scheme, allGroups: true)
         }
         // Permute W's columns and H into the processing order.
@@ -209,14 +254,15 @@ package enum GPTQ {
         // Columns of W in processing order, each contiguous over rows: wt[i][r] = W[r, order[i]].
         var wt = [Float](repeating: 0, count: columns * rows)
         for i in 0 ..< columns { for r in 0 ..< rows { wt[i * rows + r] = w[r * columns + order[i]] } }
-        var codes = [UInt8](repeating: 0, count: rows * columns)
-        let scaleCount = scheme.granularity == .tensor ? 1 : rows * ((columns + groupSize - 1) / groupSize)
+        var codes = [UInt8](repeating: 0, count: scheme == nil ? 0 : rows * columns)
+        var values = [Float](repeating: 0, count: scheme == nil ? rows * columns : 0)
+        let scaleCount = scheme?.granularity == .tensor ? 1 : rows * ((columns + groupSize - 1) / groupSize)
         var scales = [Float](repeating: 0, count: scaleCount)
         var zeros = [Float](repeating: 0, count: scaleCount)
         var groupOfPosition = [Int32](repeating: 0, count: columns)
         // Row grids for the group being quantized (per channel and per tensor: fixed at the start).
         var current: [GroupGrid] = []
-        if !grouped {
+        if let scheme, !grouped {
             if scheme.granularity == .tensor {
                 let all = try w.withUnsafeBufferPointer { try GroupGrid.fit($0, scheme) }
                 current = Array(repeating: all, count: rows)
@@ -230,15 +276,54 @@ package enum GPTQ {
             }
         }
         let zeroCodes = { (grid: GroupGrid) in UInt8(grid.zero.rounded(.down)) }
-        var errors = [Float](repeating: 0, count: options.blockSize * rows)
+        // N:M groups never straddle a block.
+        var blockSize = options.blockSize
+        if case .nOfM(_, let group)? = selection { blockSize = max(group, blockSize / group * group) }
+        var errors = [Float](repeating: 0, count: blockSize * rows)
+        // w² / [H⁻¹]²ⱼⱼ of column position j, row r: what pruning the weight alone costs.
+        func pruningScore(_ j: Int, _ r: Int) -> Float {
+            let d = hinv[j * columns + j]
+            let v = wt[j * rows + r]
+            return v * v / (d * d)
+        }
         var column = 0
         while column < columns {
-            let end = min(columns, column + options.blockSize)
+            let end = min(columns, column + blockSize)
+            if case .fraction(let fraction)? = selection {
+                // The block's mask at once, from its columns as the block begins.
+                var scores = [Float](repeating: 0, count: (end - column) * rows)
+                for j in column ..< end { for r in 0 ..< rows { scores[(j - column) * rows + r] = pruningScore(j, r) } }
+                let count = Int((Double(scores.count) * fraction).rounded(.down))
+                scores.withUnsafeBufferPointer { sp in
+                    guard let threshold = Selection.threshold(pruning: count, of: [sp]) else { return }
+                    let bound = Selection.key(threshold.value)
+                    var equalLeft = threshold.equalPruned
+                    for (index, score) in sp.enumerated() {
+                        let k = Selection.key(score)
+                        if k < bound || (k == bound && equalLeft > 0) {
+                            if k == bound { equalLeft -= 1 }
+                            let j = column + index / rows
+                            mask!.prune((index % rows) * columns + j)
+                        }
+                    }
+                }
+            }
             // The block's columns as it began: group grids are fitted to these, not to the
             // columns the block's own updates have since moved (as the published code does).
             let blockStart = Array(wt[column * rows ..< end * rows])
             for i in column ..< end {
-                if grouped {
+                if case .nOfM(let keep, let group)? = selection, i % group == 0 {
+                    // The group's mask from its columns as they are now (earlier columns of the
+                    // block have moved them).
+                    for r in 0 ..< rows {
+                        let ranked = (i ..< i + group).sorted { a, b in
+                            let sa = Selection.key(pruningScore(a, r)), sb = Selection.key(pruningScore(b, r))
+                            return sa < sb || (sa == sb && a < b)
+                        }
+                        for j in ranked.prefix(group - keep) { mask!.prune(r * columns + j) }
+                    }
+                }
+                if grouped, let scheme {
                     if let staticGrids {
                         let group = order[i] / groupSize
                         current = staticGrids[group]
@@ -266,11 +351,17 @@ package enum GPTQ {
                         let col = wp.baseAddress! + i * rows
                         let err = ep.baseAddress! + (i - column) * rows
                         for r in 0 ..< rows {
-                            let grid = current[r]
                             let pruned = mask?.isKept(r * columns + original) == false
-                            let code = pruned ? zeroCodes(grid) : grid.code(col[r])
-                            codes[r * columns + original] = code
-                            let q = pruned ? 0 : grid.value(code)
+                            let q: Float
+                            if scheme != nil {
+                                let grid = current[r]
+                                let code = pruned ? zeroCodes(grid) : grid.code(col[r])
+                                codes[r * columns + original] = code
+                                q = pruned ? 0 : grid.value(code)
+                            } else {
+                                q = pruned ? 0 : col[r]
+                                values[r * columns + original] = q
+                            }
                             let e = (col[r] - q) / d
                             err[r] = e
                             guard e.isFinite else { throw EngineError("GPTQ: the update became \(e); the Hessian is too ill-conditioned") }
@@ -316,12 +407,13 @@ package enum GPTQ {
             for i in 0 ..< columns { index[order[i]] = groupOfPosition[i] }
             groupIndex = index
         }
+        guard let scheme else { return Solution(packed: nil, values: values, mask: mask, damp: damp) }
         let zero: PackedWeight.ZeroPoint = scheme.symmetric ? .constant(zeros[0]) : .perGroup(zeros)
         let packed = try PackedWeight(
             rows: rows, columns: columns, bits: scheme.bits, granularity: scheme.granularity,
             codes: PackedWeight.pack(codes, rows: rows, columns: columns, bits: scheme.bits), scales: scales,
             scaleType: scheme.scaleType, zero: zero, groupIndex: groupIndex)
-        return Result(packed: packed, damp: damp)
+        return Solution(packed: packed, values: nil, mask: mask, damp: damp)
     }
 
     /// The row grids of the groups of W's original columns (static groups), or of one group.
