@@ -30,7 +30,7 @@ package enum CalibratedPruner {
                 let start = try Pruner.startingValues(store, entry)
                 let scores = Pruner.wandaScores(start.values, rows: start.rows, columns: start.columns, squareSums: observed.squareSums)
                 let mask = Pruner.mask(scores: scores, rows: start.rows, columns: start.columns, amount: amount, perRow: true)
-                results.append(try Pruner.apply(mask, to: entry, in: store, requested: amount))
+                results.append(try Pruner.apply(mask, to: entry, in: store, requested: amount.description))
                 progress?(results.count, entries.count)
             }
         }
@@ -67,7 +67,8 @@ package enum CalibratedPruner {
             } catch let error as EngineError {
                 throw EngineError(path: error.path, subject: entry.canonical, error.message)
             }
-            let mask = solution.mask ?? PruningMask(keepingAll: start.rows * start.columns)
+            var mask = solution.mask ?? PruningMask(keepingAll: start.rows * start.columns)
+            mask.requested = amount.description
             if let packed = solution.packed {
                 // The decoded values first: a later quantization starts from the pruned,
                 // updated layer, not from the weights before pruning.

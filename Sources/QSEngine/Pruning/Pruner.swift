@@ -134,7 +134,7 @@ package enum Pruner {
     }
 
     /// Sets `entry`'s weight to its current form with `mask` (out×in) added to the mask it had.
-    package static func apply(_ mask: PruningMask, to entry: LayerNames.Entry, in store: WeightStore, requested: PruningAmount) throws -> LayerPruning {
+    package static func apply(_ mask: PruningMask, to entry: LayerNames.Entry, in store: WeightStore, requested: String) throws -> LayerPruning {
         let current = try store.weight(entry.weight)
         let rows = current.outFeatures
         let columns = current.inFeatures
@@ -143,8 +143,9 @@ package enum Pruner {
         if let earlier = current.mask {
             for index in 0 ..< combined.count where !earlier.isKept(index) { combined.prune(index) }
         }
+        combined.requested = requested
         try store.set(entry.weight, try current.withMask(combined))
-        return LayerPruning(layer: entry.canonical, params: combined.count, pruned: combined.count - combined.keptCount, requested: requested.description)
+        return LayerPruning(layer: entry.canonical, params: combined.count, pruned: combined.count - combined.keptCount, requested: requested)
     }
 
     /// Magnitude pruning of `entries`: one threshold across all (`global`), or the amount in
@@ -167,6 +168,7 @@ package enum Pruner {
             masks = zip(magnitudes, shapes).map { mask(scores: $0, rows: $1.rows, columns: $1.columns, amount: amount, perRow: false) }
         }
         if isCancelled() { throw EngineError.cancelled }
-        return try zip(entries, masks).map { try apply($1, to: $0, in: store, requested: amount) }
+        let requested = global ? "global \(amount)" : amount.description
+        return try zip(entries, masks).map { try apply($1, to: $0, in: store, requested: requested) }
     }
 }

@@ -166,6 +166,8 @@ package enum ModelQuantizer {
     }
 
     static func transposeMask(_ mask: PruningMask, rows: Int, columns: Int) -> PruningMask {
-        PruningMask(kept: (0 ..< rows * columns).map { index in mask.isKept((index % rows) * columns + index / rows) })
+        var transposed = PruningMask(kept: (0 ..< rows * columns).map { index in mask.isKept((index % rows) * columns + index / rows) })
+        transposed.requested = mask.requested
+        return transposed
     }
 }

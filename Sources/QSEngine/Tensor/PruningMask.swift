@@ -5,6 +5,9 @@ package struct PruningMask: Sendable, Equatable {
     /// The number of elements the mask covers.
     package let count: Int
     private var words: [UInt64]
+    /// What the pruning that made the mask asked for, as `50%` or `2:4` (shown beside the
+    /// sparsity it reached).
+    package var requested: String?
 
     /// A mask that keeps every element.
     package init(keepingAll count: Int) {

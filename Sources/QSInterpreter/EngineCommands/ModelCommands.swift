@@ -60,6 +60,13 @@ enum InfoCommand: Command {
         session.output(InspectFormatting.summary(loaded.checkpoint.summary) + "\n")
         if loaded.isModified {
             session.output("held now:     \(InspectFormatting.humanBytes(loaded.heldBytes)) (\(loaded.weights.changedTensors.count) tensors changed)\n")
+            let sparsity = try Session.sparsityRows(loaded, entries: loaded.model.names.entries)
+            if !sparsity.isEmpty {
+                let zeros = sparsity.reduce(0) { $0 + $1.zeros }
+                let params = sparsity.reduce(0) { $0 + $1.params }
+                let linear = try loaded.model.names.entries.filter { $0.kind.isMatrix }.reduce(0) { $0 + (try loaded.weights.weight($1.weight)).count }
+                session.output("pruned:       \(sparsity.count) layers, \(fmt(Double(zeros) / Double(max(params, 1)) * 100, 2))% of their weights zero (\(fmt(Double(zeros) / Double(max(linear, 1)) * 100, 2))% of all matrices' weights)\n")
+            }
         }
         return .record(Session.modelRecord(loaded))
     }
@@ -69,7 +76,7 @@ enum InfoCommand: Command {
 enum LayersCommand: Command {
     static let spec = CommandSpec(
         "layers", summary: "List the layers a pattern matches, with their kinds, shapes and forms.",
-        discussion: "Patterns match canonical names (layer.3.attn.q, layer.3.mlp.down, embed, head, norm) or checkpoint names. '*' matches any run of characters, dots included; layer.[0-5].* takes a range of layer numbers. The form is the stored dtype (with `scaled` when smoothing was folded in), f32 for replaced values, or the quantization (int4 g32 asym), then the activation quantization when there is one (· a8 token).",
+        discussion: "Patterns match canonical names (layer.3.attn.q, layer.3.mlp.down, embed, head, norm) or checkpoint names. '*' matches any run of characters, dots included; layer.[0-5].* takes a range of layer numbers. The form is the stored dtype (with `scaled` when smoothing was folded in), f32 for replaced values, or the quantization (int4 g32 asym), then the activation quantization when there is one (· a8 token), then the pruning asked for and the share of zeros it left (· 2:4 → 50% zero).",
         positionals: [ArgumentSpec("pattern", .pattern, help: "layer pattern", default: .word("*"))],
         resultFields: [("count", "how many layers matched"), ("names", "their canonical names")],
         examples: ["layers", "layers layer.*.mlp.*", "layers layer.[0-3].attn.q"])
@@ -80,7 +87,8 @@ enum LayersCommand: Command {
         let rows = try entries.map { entry -> [String] in
             let weight = try loaded.weights.weight(entry.weight)
             let act = loaded.weights.activationQuantization(entry.weight).map { " · \($0)" } ?? ""
-            return [entry.canonical, entry.module, entry.kind.name, weight.formName + act, "[" + weight.shape.map(String.init).joined(separator: ", ") + "]"]
+            let sparse = weight.mask.map { " · " + ($0.requested.map { "\($0) → " } ?? "") + fmt($0.sparsity * 100, 1) + "% zero" } ?? ""
+            return [entry.canonical, entry.module, entry.kind.name, weight.formName + act + sparse, "[" + weight.shape.map(String.init).joined(separator: ", ") + "]"]
         }
         let widths = (0 ..< 4).map { column in rows.map { $0[column].count }.max() ?? 0 }
         for row in rows {

@@ -200,9 +200,14 @@ extension Session {
     /// The layers a compression command works on: the linear layers `pattern` matches, and
     /// the embeddings and head only where the pattern names them, less `exclude`. Errors point
     /// at the option that matched nothing, with the nearest names.
-    static func selectForCompression(_ invocation: CommandInvocation, loaded: LoadedModel) throws -> [LayerNames.Entry] {
-        let pattern = try invocation.text("pattern")
-        let glob = try invocation.glob("pattern")
+    static func selectForCompression(_ invocation: CommandInvocation, loaded: LoadedModel, pattern given: String? = nil) throws -> [LayerNames.Entry] {
+        let pattern = try given ?? invocation.text("pattern")
+        let glob: Glob
+        if let given {
+            do { glob = try Glob(given) } catch { throw CommandError.invalidArgument("pattern", error.reason) }
+        } else {
+            glob = try invocation.glob("pattern")
+        }
         let names = loaded.model.names
         if pattern == "head", names.entry("head") == nil, names.headWeight != nil {
             throw CommandError.invalidArgument("pattern", "\(loaded.name) ties its head to the token embedding: quantize embed")

@@ -8,17 +8,18 @@ enum ReportCommand: Command {
         "report", summary: "Report what compression did to each layer: scheme, size and error, worst first.",
         discussion: """
             `report quant [PATTERN]` lists every quantized (or cast) layer the pattern matches: its scheme, bits per weight (scales and zero points counted), the mean squared and the largest absolute error of its weights against the values it was quantized from, the signal-to-quantization-noise ratio in dB, and, when a calibration set is there, the relative output error ‖XWᵀ − XŴᵀ‖ / ‖XWᵀ‖ on its calibration inputs in the model as it is now (the first `samples` windows). Worst first (by output error when there is one, else by SQNR), then the totals.
+            `report sparsity [PATTERN]` lists every pruned layer the pattern matches in model order: the pruning asked for (50%, 2:4), the share of its weights its mask zeroes, its weights and how many are pruned, then the totals.
             """,
         positionals: [
-            ArgumentSpec("what", .word, help: "what to report", required: true, allowed: ["quant"]),
+            ArgumentSpec("what", .word, help: "what to report: quant or sparsity", required: true, allowed: ["quant", "sparsity"]),
             ArgumentSpec("pattern", .pattern, help: "the layers (default: all)", default: .word("*")),
         ],
         options: [ArgumentSpec("samples", .integer, help: "calibration windows for the output error", default: .number(32), range: 1...100_000)],
         resultFields: [
-            ("layers", "a record per layer, worst first: layer, scheme, bits_per_weight, weight_mse, sqnr_db, max_error, output_error"),
+            ("layers", "a record per layer: for quant, worst first, layer, scheme, bits_per_weight, weight_mse, sqnr_db, max_error, output_error; for sparsity, in model order, layer, requested, sparsity, params, pruned"),
             ("total", "the same fields over all the layers listed"),
         ],
-        examples: ["report quant", "report quant layer.*.mlp.*", "let r = report quant\nassert r.total.sqnr_db > 15"])
+        examples: ["report quant", "report quant layer.*.mlp.*", "let r = report quant\nassert r.total.sqnr_db > 15", "report sparsity", "let s = report sparsity\nassert s.total.sparsity >= 0.5"])
 
     struct Row {
         var layer: String
@@ -30,6 +31,7 @@ enum ReportCommand: Command {
         let loaded = try session.workspace.requireModel()
         let store = loaded.weights
         let matched = try Session.matchLayers(try invocation.glob("pattern"), in: loaded)
+        if try invocation.text("what") == "sparsity" { return try sparsity(matched, loaded: loaded, session: session) }
         let quantized = try matched.filter { try store.weight($0.weight).isQuantized }
         guard !quantized.isEmpty else {
             throw CommandError.invalidArgument("pattern", "matches no quantized layer of \(loaded.name): quantize some first")
@@ -95,5 +97,42 @@ enum ReportCommand: Command {
             return .record(Record(fields))
         }
         return .record(Record([("layers", .list(rows.map { record($0.layer, $0.result) })), ("total", record("total", total))]))
+    }
+
+    /// `report sparsity`: the pruned layers among `matched`, in model order, and the totals.
+    static func sparsity(_ matched: [LayerNames.Entry], loaded: LoadedModel, session: Session) throws -> Value {
+        let rows = try Session.sparsityRows(loaded, entries: matched)
+        guard !rows.isEmpty else { throw CommandError.invalidArgument("pattern", "matches no pruned layer of \(loaded.name): prune some first") }
+        let zeros = rows.reduce(0) { $0 + $1.zeros }
+        let params = rows.reduce(0) { $0 + $1.params }
+        let requested = Set(rows.map(\.requested))
+        let total = (layer: "total", requested: requested.count == 1 ? requested.first! : "mixed", zeros: zeros, params: params)
+        let all = rows + [total]
+        let table = [["layer", "asked", "sparsity", "weights", "pruned"]] + all.map { row in
+            [row.layer, row.requested, fmt(Double(row.zeros) / Double(max(row.params, 1)) * 100, 2) + "%", String(row.params), String(row.zeros)]
+        }
+        let text = Session.alignedTable(table, leftColumns: [0, 1])
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        lines.insert("  " + String(repeating: "-", count: max(0, (lines.first?.count ?? 2) - 2)), at: lines.count - 2)
+        session.output(lines.joined(separator: "\n"))
+        func record(_ row: (layer: String, requested: String, zeros: Int, params: Int)) -> Value {
+            .record(Record([
+                ("layer", .string(row.layer)), ("requested", .string(row.requested)),
+                ("sparsity", .number(Double(row.zeros) / Double(max(row.params, 1)))), ("params", .number(Double(row.params))),
+                ("pruned", .number(Double(row.zeros))),
+            ]))
+        }
+        return .record(Record([("layers", .list(rows.map(record))), ("total", record(total))]))
+    }
+}
+
+extension Session {
+    /// The layers among `entries` whose weights have a pruning mask: what was asked (`-` when
+    /// not known), elements pruned, elements.
+    static func sparsityRows(_ loaded: LoadedModel, entries: [LayerNames.Entry]) throws -> [(layer: String, requested: String, zeros: Int, params: Int)] {
+        try entries.compactMap { entry in
+            guard let mask = try loaded.weights.weight(entry.weight).mask else { return nil }
+            return (entry.canonical, mask.requested ?? "-", mask.count - mask.keptCount, mask.count)
+        }
     }
 }

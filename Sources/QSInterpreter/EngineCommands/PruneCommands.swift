@@ -1,0 +1,145 @@
+import Foundation
+import QSEngine
+import QSLanguage
+
+/// `prune`: weights to zero by magnitude, Wanda or SparseGPT, unstructured or N:M.
+enum PruneCommand: Command {
+    static let spec = CommandSpec(
+        "prune", summary: "Prune the layers a pattern matches: magnitude, Wanda or SparseGPT, a share of the weights or N:M.",
+        discussion: """
+            `prune global 30%` prunes the 30% of smallest |w| with one threshold across every linear layer of the blocks (not the embeddings or the head); `prune PATTERN 50%` prunes that share in each matched layer; `prune PATTERN 2:4` keeps N of every M consecutive weights along the input dimension of each row (2:4 keeps 2 of every 4, the pattern sparse tensor cores run). The share is the sparsity a layer ends with, earlier pruning counted: a pruned weight is never brought back, and stays exactly zero through a later quantization (on the zero code), snapshots and restores.
+            `method=wanda` (after `calibrate`) scores each weight by |w| times the L2 norm of its input channel on the calibration tokens and prunes the lowest of each output row (or of each N:M group). `method=sparsegpt` (after `calibrate`) chooses the mask block of `block` columns by block from w² / [H⁻¹]²ⱼⱼ and spreads each pruned weight's error over the columns not yet reached, as GPTQ does its rounding (`damp` of the mean Hessian diagonal added); with `bits=N` it quantizes the kept weights in the same pass, on GPTQ's grid (`group`, `sym`/`asym`, `clip`). Both run block by block, each block's inputs from the blocks before it as already pruned.
+            A layer quantized by qs is refused (prune first, then quantize). The change is one step: an error or Ctrl-C leaves every weight as it was.
+            """,
+        positionals: [
+            ArgumentSpec("pattern", .pattern, help: "the layers, or global for one threshold across every block layer (default: layer.*)", default: .word("layer.*")),
+            ArgumentSpec("amount", .any, help: "the share to prune, as 50%, or N:M as 2:4", required: true),
+        ],
+        options: [
+            ArgumentSpec("method", .word, help: "how weights are chosen: magnitude, or wanda or sparsegpt (after calibrate)", default: .word("magnitude"), allowed: ["magnitude", "wanda", "sparsegpt"]),
+            ArgumentSpec("bits", .integer, help: "SparseGPT: quantize the kept weights to this many bits in the same pass", range: 2...8),
+            ArgumentSpec("group", .any, help: "SparseGPT with bits: input columns per scale, a number, channel or tensor", default: .number(128)),
+            ArgumentSpec("clip", .word, help: "SparseGPT with bits: how each group's range is chosen", default: .word("none"), allowed: ["none", "mse"]),
+            ArgumentSpec("damp", .number, help: "SparseGPT: dampening, a share of the mean Hessian diagonal", default: .number(0.01), range: 0...10),
+            ArgumentSpec("block", .integer, help: "SparseGPT: columns per mask-selection and lazy-update block", default: .number(128), range: 1...65536),
+            ArgumentSpec("exclude", .pattern, help: "layers to leave as they are"),
+        ],
+        flags: [
+            FlagSpec("sym", help: "SparseGPT with bits: symmetric grid (default)", group: "grid"),
+            FlagSpec("asym", help: "SparseGPT with bits: asymmetric grid with a zero point per group", group: "grid"),
+        ],
+        resultFields: [
+            ("layers", "layers pruned"), ("method", "magnitude, wanda or sparsegpt"), ("amount", "what was asked, as 50% or 2:4"),
+            ("global", "whether one threshold went across the layers"),
+            ("sparsity", "the share of the pruned layers' weights that are zero by their masks"),
+            ("pruned", "weights pruned in those layers"), ("layer_params", "weights in those layers"),
+            ("scheme", "SparseGPT with bits: the grid, as int4 g128 sym"),
+            ("seconds", "time taken"), ("size_mb", "weights as held now, MB"), ("bytes", "bytes of the weights as held now"),
+            ("bits_per_weight", "bits per parameter of the whole model"), ("params", "parameters"),
+        ],
+        examples: [
+            "prune global 30%", "prune layer.* 50%", "prune layer.*.mlp.* 2:4", "prune layer.* 50% method=wanda",
+            "prune layer.* 50% method=sparsegpt bits=4 group=128", "prune layer.* 2:4 method=sparsegpt",
+        ])
+
+    static let sparseGPTOptions = ["bits", "group", "clip", "damp", "block", "sym", "asym"]
+
+    static func run(_ invocation: CommandInvocation, _ session: Session) throws -> Value {
+        let loaded = try session.workspace.requireModel()
+        let started = Date()
+        let method = try invocation.text("method")
+        let global = try invocation.text("pattern") == "global"
+        let entries = try Session.selectForCompression(invocation, loaded: loaded, pattern: global ? "layer.*" : nil)
+        let amount = try Self.amount(invocation, entries: entries, loaded: loaded)
+        // Every option is checked against the others before any work starts.
+        if global {
+            if case .nOfM = amount { throw CommandError.invalidArgument("amount", "N:M is a pattern within each row; global takes a share, as 30%") }
+            if method != "magnitude" {
+                throw CommandError.invalidArgument("method", "global is one magnitude threshold across the layers; \(method) compares weights within each output row (prune layer.* \(amount) method=\(method))")
+            }
+        }
+        if method != "sparsegpt" {
+            for name in sparseGPTOptions where invocation.isGiven(name) || invocation.has(name) {
+                throw CommandError.invalidArgument(name, "\(name) is an option of method=sparsegpt")
+            }
+        } else if !invocation.isGiven("bits") {
+            for name in ["group", "clip", "sym", "asym"] where invocation.isGiven(name) || invocation.has(name) {
+                throw CommandError.invalidArgument(name, "\(name) sets SparseGPT's quantization grid: add bits=4")
+            }
+        }
+        if method != "magnitude", let outside = entries.first(where: { CalibratedQuantizer.blockIndex($0.canonical) == nil }) {
+            throw CommandError.invalidArgument("pattern", "\(method == "wanda" ? "Wanda" : "SparseGPT") prunes the linear layers of the blocks; prune \(outside.canonical) with method=magnitude")
+        }
+        for entry in entries {
+            let weight = try loaded.weights.weight(entry.weight)
+            if case .packed = weight.form {
+                throw CommandError.invalidArgument("pattern", "\(entry.canonical) is quantized (\(weight.formName)); prune before quantizing (reset, or restore a snapshot, first)")
+            }
+        }
+        let scheme = method == "sparsegpt" && invocation.isGiven("bits")
+            ? try Session.scheme(invocation, entries: entries, loaded: loaded, defaultClip: .none) : nil
+        let calibration = method == "magnitude" ? nil
+            : try session.calibrationWindows(loaded, invocation: invocation, argument: "method", purpose: "method=\(method)")
+
+        var results: [LayerPruning] = []
+        try session.changingWeights { loaded in
+            let bar = ProgressBar(label: method == "magnitude" ? "prune" : method, unit: "layers")
+            defer { bar.finish() }
+            switch method {
+            case "wanda":
+                results = try CalibratedPruner.wanda(
+                    loaded.model, entries, amount: amount, windows: calibration!.windows, progress: { bar.update($0, of: $1) },
+                    isCancelled: session.isCancelled)
+            case "sparsegpt":
+                let options = GPTQ.Options(damp: try invocation.number("damp"), blockSize: try invocation.integer("block"))
+                results = try CalibratedPruner.sparseGPT(
+                    loaded.model, entries, amount: amount, scheme: scheme, options: options, windows: calibration!.windows,
+                    warn: { layer, message in session.warn(invocation, "\(layer): \(message)") },
+                    progress: { bar.update($0, of: $1) }, isCancelled: session.isCancelled)
+            default:
+                results = try Pruner.magnitude(loaded.weights, entries, amount: amount, global: global, isCancelled: session.isCancelled)
+            }
+        }
+        let seconds = Date().timeIntervalSince(started)
+        let params = results.reduce(0) { $0 + $1.params }
+        let pruned = results.reduce(0) { $0 + $1.pruned }
+        let sparsity = params > 0 ? Double(pruned) / Double(params) : 0
+        let scope = global ? "with one threshold across \(results.count) layers" : "\(results.count) layer\(results.count == 1 ? "" : "s")"
+        session.output(
+            "pruned \(scope) to \(amount) (\(method)\(scheme.map { ", quantized to \($0.description)" } ?? "")) in \(fmt(seconds, 1)) s: "
+                + "\(fmt(sparsity * 100, 2))% of their weights zero; model \(InspectFormatting.humanBytes(loaded.heldBytes))\n")
+        var record = Record([
+            ("layers", .number(Double(results.count))), ("method", .string(method)), ("amount", .string(amount.description)),
+            ("global", .bool(global)), ("sparsity", .number(sparsity)), ("pruned", .number(Double(pruned))),
+            ("layer_params", .number(Double(params))), ("seconds", .number((seconds * 100).rounded() / 100)),
+        ])
+        if let scheme { record["scheme"] = .string(scheme.description) }
+        for (name, value) in Session.sizeFields(loaded) { record[name] = value }
+        return .record(record)
+    }
+
+    /// The amount given: a share between 0% and 100%, or N:M with N < M and M dividing the
+    /// input dimension of every matched layer.
+    static func amount(_ invocation: CommandInvocation, entries: [LayerNames.Entry], loaded: LoadedModel) throws -> PruningAmount {
+        switch invocation["amount"] {
+        case .number(let fraction)?:
+            guard fraction.isFinite, fraction >= 0, fraction <= 1 else {
+                throw CommandError.invalidArgument("amount", "\(formatNumber(fraction * 100))% is not a share of the weights: give 0% to 100%")
+            }
+            return .fraction(fraction)
+        case .ratio(let keep, let group)?:
+            guard group > 0, keep >= 0, keep < group else {
+                throw CommandError.invalidArgument("amount", "\(keep):\(group) keeps N of every M weights: N must be below M (as 2:4)")
+            }
+            for entry in entries {
+                let columns = try loaded.weights.weight(entry.weight).inFeatures
+                if columns % group != 0 {
+                    throw CommandError.invalidArgument("amount", "\(keep):\(group) needs groups of \(group) along the input: \(entry.canonical) has \(columns) inputs, which \(group) does not divide")
+                }
+            }
+            return .nOfM(keep: keep, group: group)
+        default:
+            throw CommandError.invalidArgument("amount", "expected a share such as 50% or N:M such as 2:4")
+        }
+    }
+}
