@@ -224,3 +224,78 @@ import Testing
         }
     }
 }
+
+/// Structured pruning against the dense model with the same units zeroed: the same outputs
+/// from smaller tensors, on every architecture that has the unit.
+@Suite struct StructuredPruningTests {
+    static func model(_ name: String) throws -> BlockModel {
+        let folder = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!.appendingPathComponent("arch/\(name)")
+        return try ModelLoader.model(for: try Checkpoint.open(folder.path))
+    }
+
+    static func outputs(_ model: BlockModel) throws -> [Float] {
+        let tokens = (0 ..< 12).map { ($0 * 7 + 3) % 50 }
+        if let causal = model as? CausalLanguageModel { return try causal.forward(tokens).data }
+        return try (model as! BERTModel).encode(tokens).data
+    }
+
+    /// Zeroes, in the dense model, the rows (out) and columns (in) a removal takes away.
+    static func zero(_ model: BlockModel, _ canonical: String, rows: [Int], columns: [Int]) throws {
+        guard let entry = model.names.entry(canonical) else { return }
+        let start = try ModelQuantizer.startingValues(model.weights, entry.weight)
+        var values = start.values
+        for r in rows { for c in 0 ..< start.columns { values[r * start.columns + c] = 0 } }
+        for c in columns { for r in 0 ..< start.rows { values[r * start.columns + c] = 0 } }
+        try model.weights.set(entry.weight, try Weight(dense: values, shape: [start.rows, start.columns]))
+        if entry.hasBias, !rows.isEmpty {
+            var bias = try model.weights.floats(entry.bias)
+            for r in rows { bias[r] = 0 }
+            try model.weights.replace(entry.bias, with: bias)
+        }
+    }
+
+    @Test(arguments: [("llama", "neurons"), ("llama", "heads"), ("qwen2", "heads"), ("qwen2", "neurons"), ("mistral", "heads"), ("gpt2", "neurons"), ("bert", "heads"), ("bert", "neurons")])
+    func removingUnitsEqualsZeroingThem(name: String, unit: String) throws {
+        let pruned = try Self.model(name)
+        let dense = try Self.model(name)
+        let kind: StructuredPruner.Unit = unit == "heads" ? .heads : .neurons
+        let blocks = Array(0 ..< pruned.config.numHiddenLayers)
+        for uniform in [true, false] {
+            pruned.weights.reset()
+            dense.weights.reset()
+            let plan = try StructuredPruner.plan(pruned, blocks: blocks, unit: kind, fraction: 0.5, ranking: .l1, uniform: uniform)
+            #expect(!plan.isEmpty)
+            let changes = try StructuredPruner.apply(pruned, plan: plan, unit: kind)
+            let headDim = dense.config.headDim
+            for (block, removed) in plan {
+                let layer = "layer.\(block)."
+                let (_, perUnit) = try StructuredPruner.unitCount(dense, block: block, unit: kind)
+                if kind == .neurons {
+                    try Self.zero(dense, layer + "mlp.gate", rows: removed, columns: [])
+                    try Self.zero(dense, layer + "mlp.up", rows: removed, columns: [])
+                    try Self.zero(dense, layer + "mlp.down", rows: [], columns: removed)
+                } else {
+                    let query = removed.flatMap { Array($0 * perUnit * headDim ..< ($0 + 1) * perUnit * headDim) }
+                    let kv = removed.flatMap { Array($0 * headDim ..< ($0 + 1) * headDim) }
+                    try Self.zero(dense, layer + "attn.q", rows: query, columns: [])
+                    try Self.zero(dense, layer + "attn.k", rows: kv, columns: [])
+                    try Self.zero(dense, layer + "attn.v", rows: kv, columns: [])
+                    try Self.zero(dense, layer + "attn.o", rows: [], columns: query)
+                }
+            }
+            if uniform { #expect(Set(changes.map(\.after)).count == 1, "\(name) \(unit)") }
+            #expect(changes.allSatisfy { $0.after > 0 && $0.after < $0.before })
+            let a = try Self.outputs(pruned)
+            let b = try Self.outputs(dense)
+            let scale = b.map { abs($0) }.max() ?? 1
+            #expect(zip(a, b).allSatisfy { abs($0 - $1) <= 1e-4 * scale }, "\(name) \(unit) uniform=\(uniform)")
+            #expect(pruned.weights.parameterCount < dense.weights.parameterCount)
+            #expect(pruned.weights.heldBytes < dense.weights.heldBytes)
+        }
+    }
+
+    @Test func gpt2HeadsAreRefused() throws {
+        let model = try Self.model("gpt2")
+        #expect(throws: EngineError.self) { try StructuredPruner.unitCount(model, block: 0, unit: .heads) }
+    }
+}

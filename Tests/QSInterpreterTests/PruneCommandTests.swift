@@ -168,6 +168,51 @@ import Testing
         #expect(polls.count == 0, "\(source): \(polls.count) polls")
     }
 
+    /// Heads and neurons removed: the tensors shrink, the record says what, evaluation and
+    /// generation run on the smaller model, snapshots and reset bring the shapes back.
+    @Test func structuredPruningShrinksTheModel() throws {
+        let (session, folder, text) = try Self.session()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let loaded = try #require(session.workspace.loaded)
+        let params = loaded.parameterCount
+        let dense = try #require(try session.run("eval ppl \"\(text.path)\" tokens=64 ctx=32", name: "t.qs").record?["ppl"]?.number)
+        _ = try session.run("snapshot dense", name: "t.qs")
+        let record = try #require(try session.run("prune layer.* neurons=25% uniform", name: "t.qs").record)
+        #expect(record["removed"] == .number(32) && record["global"] == .bool(false))
+        for block in 0 ..< 2 {
+            #expect(try loaded.weights.weight(loaded.model.names.entry("layer.\(block).mlp.up")!.weight).shape == [48, 32])
+            #expect(try loaded.weights.weight(loaded.model.names.entry("layer.\(block).mlp.down")!.weight).outFeatures == 32)
+        }
+        let heads = try #require(try session.run("prune layer.* heads=25% by=activation", name: "t.qs").record)
+        // 25% of the 4 key/value groups: one group, its 2 query heads (q, k, v rows and o columns).
+        #expect(heads["removed"] == .number(2))
+        #expect(loaded.parameterCount < params && loaded.parameterCount == params - 2 * 16 * 3 * 32 - (16 + 8 + 8 + 16) * 32)
+        let smaller = try #require(try session.run("eval ppl \"\(text.path)\" tokens=64 ctx=32", name: "t.qs").record?["ppl"]?.number)
+        #expect(smaller.isFinite && smaller != dense)
+        _ = try session.run("generate \"abc\" tokens=4", name: "t.qs")
+        _ = try session.run("restore dense", name: "t.qs")
+        #expect(loaded.parameterCount == params)
+        _ = try session.run("prune layer.* neurons=50%\nreset", name: "t.qs")
+        #expect(loaded.parameterCount == params && !loaded.isModified)
+    }
+
+    @Test(arguments: [
+        ("prune layer.* heads=100% uniform", "t.qs:1:15:", "removes every head"),
+        ("prune layer.* neurons=25% 2:4", "t.qs:1:27:", "does not go with neurons"),
+        ("prune layer.* heads=10% uniform", "t.qs:1:15:", "removes no whole key/value group"),
+        ("prune layer.* neurons=30% by=activation", "t.qs:1:27:", "calibrate TEXT"),
+        ("prune layer.* 50% uniform", "t.qs:1:19:", "option of heads= and neurons="),
+        ("prune global neurons=30%", "t.qs:1:7:", "name the layers"),
+    ])
+    func badStructuredInputIsADiagnosticAtItsOption(source: String, place: String, phrase: String) throws {
+        let (session, folder, _) = try Self.session(nil)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let error = try #require(CommandContractTests.error(session, source), "\(source)")
+        #expect(error.hasPrefix(place), "\(error)")
+        #expect(error.contains(phrase), "\(error)")
+        #expect(session.workspace.loaded?.isModified == false)
+    }
+
     @Test func aQuantizedLayerIsRefused() throws {
         let (session, folder, _) = try Self.session(nil)
         defer { try? FileManager.default.removeItem(at: folder) }

@@ -3,22 +3,30 @@ import Foundation
 /// Keys and values of the past tokens of every layer, for generation without recomputation.
 package final class KVCache {
     package let layers: Int
-    package let width: Int
+    /// Each layer's key and value width, set by its first append (a structurally pruned model's
+    /// layers may keep different numbers of key/value heads).
+    package private(set) var widths: [Int]
     package private(set) var capacity: Int
     package private(set) var length = 0
     var keys: [[Float]]
     var values: [[Float]]
 
-    package init(layers: Int, width: Int, capacity: Int) {
+    package init(layers: Int, capacity: Int) {
         self.layers = layers
-        self.width = width
         self.capacity = capacity
-        keys = Array(repeating: [Float](repeating: 0, count: capacity * width), count: layers)
+        widths = Array(repeating: 0, count: layers)
+        keys = Array(repeating: [], count: layers)
         values = keys
     }
 
     /// Appends the new rows of one layer; the length advances once the last layer has appended.
     func append(layer: Int, k: Activations, v: Activations) {
+        if widths[layer] == 0 {
+            widths[layer] = k.cols
+            keys[layer] = [Float](repeating: 0, count: capacity * k.cols)
+            values[layer] = keys[layer]
+        }
+        let width = widths[layer]
         precondition(k.cols == width && v.cols == width, "cache width does not match")
         precondition(length + k.rows <= capacity, "cache capacity exceeded")
         let start = length * width
@@ -107,10 +115,12 @@ extension BlockModel {
     /// Scaled dot-product attention of the new rows `q` against `k` and `v`, continuing the
     /// pass's KV cache (at layer `layer`) when it has one.
     func attention(
-        _ q: Activations, _ k: Activations, _ v: Activations, layer: Int, heads: Int, kvHeads: Int, causal: Bool,
-        pass: ForwardPass
+        _ q: Activations, _ k: Activations, _ v: Activations, layer: Int, causal: Bool, pass: ForwardPass
     ) -> Activations {
+        // Heads from the widths (structured pruning may leave a layer fewer than the config's).
         let headDim = config.headDim
+        let heads = q.cols / headDim
+        let kvHeads = k.cols / headDim
         guard let cache = pass.cache else {
             return k.data.withUnsafeBufferPointer { kp in
                 v.data.withUnsafeBufferPointer { vp in
@@ -270,7 +280,7 @@ extension CausalLanguageModel {
 
     /// A KV cache for this model.
     package func makeCache(capacity: Int) -> KVCache {
-        KVCache(layers: config.numHiddenLayers, width: config.numKeyValueHeads * config.headDim, capacity: capacity)
+        KVCache(layers: config.numHiddenLayers, capacity: capacity)
     }
 }
 

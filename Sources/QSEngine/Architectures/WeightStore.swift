@@ -111,7 +111,8 @@ package final class WeightStore: @unchecked Sendable {
     /// Gives a tensor a new form: of the same shape, or for a matrix the same out×in matrix in
     /// the other layout (a packed form of GPT-2's in×out Conv1D weights is out×in).
     package func set(_ name: String, _ weight: Weight) throws {
-        guard let stored = original[name] else { throw missing(name) }
+        // Against the current shape: structured pruning may have made the tensor smaller.
+        let stored = try self.weight(name)
         let sameMatrix = weight.shape.count == 2 && stored.shape.count == 2
             && weight.outFeatures == stored.outFeatures && weight.inFeatures == stored.inFeatures
         guard weight.shape == stored.shape && weight.layout == stored.layout || sameMatrix else {
@@ -144,9 +145,21 @@ package final class WeightStore: @unchecked Sendable {
         lock.unlock()
     }
 
+    /// Gives a tensor a new form of another shape: structured pruning's smaller tensors (the
+    /// layers computing with it take their sizes from the shapes). Kept by snapshots, undone by
+    /// `reset`, like any change.
+    package func resize(_ name: String, _ weight: Weight) throws {
+        guard original[name] != nil else { throw missing(name) }
+        lock.lock()
+        lastVersion += 1
+        changed[name] = Versioned(weight: weight, version: lastVersion, origin: nil)
+        vectors[name] = nil
+        lock.unlock()
+    }
+
     /// Replaces a tensor's values with fp32 values (same element count, same layout).
     package func replace(_ name: String, with values: [Float]) throws {
-        guard let stored = original[name] else { throw missing(name) }
+        let stored = try weight(name)
         guard values.count == stored.count else {
             throw EngineError(subject: name, "has \(stored.count) elements; \(values.count) were given")
         }
@@ -185,6 +198,13 @@ package final class WeightStore: @unchecked Sendable {
 
     /// Names of the tensors that differ from the checkpoint, sorted.
     package var changedTensors: [String] { snapshot().changedTensors }
+
+    /// Elements of every tensor in its current form (fewer after structured pruning).
+    package var parameterCount: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return original.reduce(0) { $0 + (changed[$1.key]?.weight ?? $1.value).count }
+    }
 
     /// Bytes of every weight in its current form.
     package var heldBytes: Int {

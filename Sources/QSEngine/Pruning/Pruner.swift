@@ -21,7 +21,7 @@ package enum PruningAmount: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    static func formatPercent(_ f: Double) -> String {
+    package static func formatPercent(_ f: Double) -> String {
         let percent = f * 100
         return (percent == percent.rounded() ? String(Int(percent)) : String(format: "%.4g", percent)) + "%"
     }

@@ -60,6 +60,7 @@ enum InfoCommand: Command {
         session.output(InspectFormatting.summary(loaded.checkpoint.summary) + "\n")
         if loaded.isModified {
             session.output("held now:     \(InspectFormatting.humanBytes(loaded.heldBytes)) (\(loaded.weights.changedTensors.count) tensors changed)\n")
+            if let structure = try Session.structureLine(loaded) { session.output("structure:    \(structure)\n") }
             let sparsity = try Session.sparsityRows(loaded, entries: loaded.model.names.entries)
             if !sparsity.isEmpty {
                 let zeros = sparsity.reduce(0) { $0 + $1.zeros }
@@ -216,5 +217,35 @@ extension Session {
     static func expandTilde(_ path: String) -> String {
         guard path == "~" || path.hasPrefix("~/") else { return path }
         return NSHomeDirectory() + path.dropFirst()
+    }
+}
+
+extension Session {
+    /// The attention heads and MLP widths of the blocks as held now, when structured pruning
+    /// has made them differ from the configuration: one figure each when every block agrees
+    /// (what a configuration can say), else the range.
+    static func structureLine(_ loaded: LoadedModel) throws -> String? {
+        let model = loaded.model
+        let c = loaded.config
+        var heads: [Int] = []
+        var kv: [Int] = []
+        var ffn: [Int] = []
+        for block in 0 ..< c.numHiddenLayers {
+            if let q = model.names.entry("layer.\(block).attn.q"), let k = model.names.entry("layer.\(block).attn.k") {
+                heads.append(try loaded.weights.weight(q.weight).outFeatures / c.headDim)
+                kv.append(try loaded.weights.weight(k.weight).outFeatures / c.headDim)
+            }
+            if let up = model.names.entry("layer.\(block).mlp.up") { ffn.append(try loaded.weights.weight(up.weight).outFeatures) }
+        }
+        func figure(_ values: [Int]) -> String {
+            guard let low = values.min(), let high = values.max() else { return "-" }
+            return low == high ? String(low) : "\(low)–\(high) by block"
+        }
+        let changed = heads.contains { $0 != c.numAttentionHeads } || ffn.contains { $0 != c.intermediateSize }
+        guard changed else { return nil }
+        var parts: [String] = []
+        if !heads.isEmpty { parts.append("heads \(figure(heads))" + (kv == heads ? "" : " (kv \(figure(kv)))")) }
+        if !ffn.isEmpty { parts.append("ffn \(figure(ffn))") }
+        return parts.joined(separator: ", ") + " (structured pruning)"
     }
 }

@@ -9,11 +9,12 @@ enum PruneCommand: Command {
         discussion: """
             `prune global 30%` prunes the 30% of smallest |w| with one threshold across every linear layer of the blocks (not the embeddings or the head); `prune PATTERN 50%` prunes that share in each matched layer; `prune PATTERN 2:4` keeps N of every M consecutive weights along the input dimension of each row (2:4 keeps 2 of every 4, the pattern sparse tensor cores run). The share is the sparsity a layer ends with, earlier pruning counted: a pruned weight is never brought back, and stays exactly zero through a later quantization (on the zero code), snapshots and restores.
             `method=wanda` (after `calibrate`) scores each weight by |w| times the L2 norm of its input channel on the calibration tokens and prunes the lowest of each output row (or of each N:M group). `method=sparsegpt` (after `calibrate`) chooses the mask block of `block` columns by block from w² / [H⁻¹]²ⱼⱼ and spreads each pruned weight's error over the columns not yet reached, as GPTQ does its rounding (`damp` of the mean Hessian diagonal added); with `bits=N` it quantizes the kept weights in the same pass, on GPTQ's grid (`group`, `sym`/`asym`, `clip`). Both run block by block, each block's inputs from the blocks before it as already pruned.
+            `heads=25%` removes whole attention heads of the matched blocks (their q, k and v rows and o columns; with grouped-query attention a whole key/value group with its query heads, and says so), `neurons=30%` whole MLP neurons (gate and up rows, down columns): the tensors shrink, and evaluation, generation and `bench` run on the smaller model. Units are ranked `by=l1` (the default) or `l2` (the norm of the weights that carry the unit) or `activation` (after `calibrate`: the norm of the unit's input to o or down on the calibration tokens times the norm of its columns there). With `uniform` every block loses the same number (a configuration can describe the result); without, one ranking goes across the blocks and counts vary, every block keeping at least one.
             A layer quantized by qs is refused (prune first, then quantize). The change is one step: an error or Ctrl-C leaves every weight as it was.
             """,
         positionals: [
             ArgumentSpec("pattern", .pattern, help: "the layers, or global for one threshold across every block layer (default: layer.*)", default: .word("layer.*")),
-            ArgumentSpec("amount", .any, help: "the share to prune, as 50%, or N:M as 2:4", required: true),
+            ArgumentSpec("amount", .any, help: "the share to prune, as 50%, or N:M as 2:4 (not with heads or neurons)"),
         ],
         options: [
             ArgumentSpec("method", .word, help: "how weights are chosen: magnitude, or wanda or sparsegpt (after calibrate)", default: .word("magnitude"), allowed: ["magnitude", "wanda", "sparsegpt"]),
@@ -23,8 +24,12 @@ enum PruneCommand: Command {
             ArgumentSpec("damp", .number, help: "SparseGPT: dampening, a share of the mean Hessian diagonal", default: .number(0.01), range: 0...10),
             ArgumentSpec("block", .integer, help: "SparseGPT: columns per mask-selection and lazy-update block", default: .number(128), range: 1...65536),
             ArgumentSpec("exclude", .pattern, help: "layers to leave as they are"),
+            ArgumentSpec("heads", .number, help: "remove this share of each matched block's attention heads, as 25%", range: 0...1),
+            ArgumentSpec("neurons", .number, help: "remove this share of the matched blocks' MLP neurons, as 30%", range: 0...1),
+            ArgumentSpec("by", .word, help: "heads and neurons: how units are ranked, l1, l2 or activation (after calibrate)", default: .word("l1"), allowed: ["l1", "l2", "activation"]),
         ],
         flags: [
+            FlagSpec("uniform", help: "heads and neurons: the same number from every block"),
             FlagSpec("sym", help: "SparseGPT with bits: symmetric grid (default)", group: "grid"),
             FlagSpec("asym", help: "SparseGPT with bits: asymmetric grid with a zero point per group", group: "grid"),
         ],
@@ -34,12 +39,15 @@ enum PruneCommand: Command {
             ("sparsity", "the share of the pruned layers' weights that are zero by their masks"),
             ("pruned", "weights pruned in those layers"), ("layer_params", "weights in those layers"),
             ("scheme", "SparseGPT with bits: the grid, as int4 g128 sym"),
+            ("blocks", "heads and neurons: a record per block changed: block, before, after"),
+            ("removed", "heads and neurons: query heads or neurons removed in all"),
             ("seconds", "time taken"), ("size_mb", "weights as held now, MB"), ("bytes", "bytes of the weights as held now"),
             ("bits_per_weight", "bits per parameter of the whole model"), ("params", "parameters"),
         ],
         examples: [
             "prune global 30%", "prune layer.* 50%", "prune layer.*.mlp.* 2:4", "prune layer.* 50% method=wanda",
             "prune layer.* 50% method=sparsegpt bits=4 group=128", "prune layer.* 2:4 method=sparsegpt",
+            "prune layer.* neurons=25% uniform", "prune layer.* heads=34% by=activation",
         ])
 
     static let sparseGPTOptions = ["bits", "group", "clip", "damp", "block", "sym", "asym"]
@@ -47,6 +55,13 @@ enum PruneCommand: Command {
     static func run(_ invocation: CommandInvocation, _ session: Session) throws -> Value {
         let loaded = try session.workspace.requireModel()
         let started = Date()
+        if invocation.isGiven("heads") || invocation.isGiven("neurons") { return try structured(invocation, session, loaded: loaded) }
+        for name in ["by", "uniform"] where invocation.isGiven(name) || invocation.has(name) {
+            throw CommandError.invalidArgument(name, "\(name) is an option of heads= and neurons=")
+        }
+        guard invocation.isGiven("amount") else {
+            throw CommandError.failed("prune needs what to prune: a share (prune layer.* 50%), N:M (prune layer.* 2:4), heads= or neurons=")
+        }
         let method = try invocation.text("method")
         let global = try invocation.text("pattern") == "global"
         let entries = try Session.selectForCompression(invocation, loaded: loaded, pattern: global ? "layer.*" : nil)
@@ -114,6 +129,87 @@ enum PruneCommand: Command {
             ("layer_params", .number(Double(params))), ("seconds", .number((seconds * 100).rounded() / 100)),
         ])
         if let scheme { record["scheme"] = .string(scheme.description) }
+        for (name, value) in Session.sizeFields(loaded) { record[name] = value }
+        return .record(record)
+    }
+
+    /// `prune PATTERN heads=P` and `neurons=P`: whole units removed, the tensors shrunk.
+    static func structured(_ invocation: CommandInvocation, _ session: Session, loaded: LoadedModel) throws -> Value {
+        let started = Date()
+        if invocation.isGiven("heads") && invocation.isGiven("neurons") {
+            throw CommandError.invalidArgument("neurons", "remove heads and neurons in two commands")
+        }
+        let argument = invocation.isGiven("heads") ? "heads" : "neurons"
+        let unit: StructuredPruner.Unit = argument == "heads" ? .heads : .neurons
+        for name in ["amount", "method", "exclude"] + sparseGPTOptions where invocation.isGiven(name) || invocation.has(name) {
+            throw CommandError.invalidArgument(name, "\(name) does not go with \(argument)=: whole units are removed by their rank (by=)")
+        }
+        let pattern = try invocation.text("pattern")
+        if pattern == "global" { throw CommandError.invalidArgument("pattern", "\(argument)= ranks across the blocks unless uniform is given; name the layers (layer.*)") }
+        let entries = try Session.selectForCompression(invocation, loaded: loaded)
+        let blocks = Array(Set(entries.compactMap { CalibratedQuantizer.blockIndex($0.canonical) })).sorted()
+        guard !blocks.isEmpty else { throw CommandError.invalidArgument("pattern", "matches no layer of the blocks") }
+        let fraction = try invocation.number(argument)
+        let model = loaded.model
+        var units = 0
+        var perUnit = 1
+        for block in blocks {
+            for name in ["attn.q", "attn.k", "attn.v", "attn.o", "mlp.gate", "mlp.up", "mlp.down"] {
+                guard let entry = model.names.entry("layer.\(block).\(name)") else { continue }
+                if case .packed = try loaded.weights.weight(entry.weight).form {
+                    throw CommandError.invalidArgument("pattern", "\(entry.canonical) is quantized; remove \(argument) before quantizing (reset first)")
+                }
+            }
+            do {
+                let count = try StructuredPruner.unitCount(model, block: block, unit: unit)
+                units += count.units
+                perUnit = count.headsPerUnit
+                if invocation.has("uniform") || blocks.count == 1, Pruner.prunedCount(count.units, fraction) >= count.units {
+                    throw CommandError.invalidArgument(argument, "\(PruningAmount.formatPercent(fraction)) removes every \(unit == .heads ? "head" : "neuron") of layer.\(block): a block keeps at least one")
+                }
+            } catch let error as EngineError {
+                throw CommandError.invalidArgument(argument, error.message)
+            }
+        }
+        let ranking = StructuredPruner.Ranking(rawValue: try invocation.text("by")) ?? .l1
+        let groups = unit == .heads && perUnit > 1
+        if Pruner.prunedCount(invocation.has("uniform") ? units / blocks.count : units, fraction) == 0 {
+            let what = groups ? "key/value group (of \(perUnit) query heads each)" : unit == .heads ? "head" : "neuron"
+            throw CommandError.invalidArgument(argument, "\(PruningAmount.formatPercent(fraction)) of \(invocation.has("uniform") ? units / blocks.count : units) removes no whole \(what)")
+        }
+        let calibration = ranking == .activation
+            ? try session.calibrationWindows(loaded, invocation: invocation, argument: "by", purpose: "by=activation") : nil
+        if groups {
+            session.note(invocation, "\(loaded.name) has grouped-query attention: whole key/value groups are removed, each with its \(perUnit) query heads")
+        }
+        var changes: [StructuredPruner.BlockChange] = []
+        try session.changingWeights { loaded in
+            var squareSums: [String: [Double]] = [:]
+            if let calibration {
+                let bar = ProgressBar(label: "statistics", unit: "blocks")
+                defer { bar.finish() }
+                squareSums = try StructuredPruner.inputSquareSums(
+                    model, blocks: blocks, unit: unit, windows: calibration.windows, progress: { bar.update($0, of: $1) },
+                    isCancelled: session.isCancelled)
+            }
+            let plan = try StructuredPruner.plan(
+                model, blocks: blocks, unit: unit, fraction: fraction, ranking: ranking, uniform: invocation.has("uniform"), squareSums: squareSums)
+            changes = try StructuredPruner.apply(model, plan: plan, unit: unit, isCancelled: session.isCancelled)
+        }
+        let seconds = Date().timeIntervalSince(started)
+        let removed = changes.reduce(0) { $0 + $1.before - $1.after }
+        let what = unit == .heads ? "query heads" : "neurons"
+        let counts = Set(changes.map(\.after))
+        session.output(
+            "removed \(removed) \(what) from \(changes.count) block\(changes.count == 1 ? "" : "s") (by \(ranking.rawValue)) in \(fmt(seconds, 1)) s"
+                + (counts.count == 1 && changes.count == blocks.count ? ", \(counts.first!) \(what) in each" : "")
+                + "; model \(InspectFormatting.humanBytes(loaded.heldBytes)), \(InspectFormatting.humanCount(loaded.parameterCount)) params\n")
+        var record = Record([
+            ("layers", .number(Double(entries.count))), ("method", .string(ranking.rawValue)), ("amount", .string("\(argument)=\(PruningAmount.formatPercent(fraction))")),
+            ("global", .bool(!invocation.has("uniform"))), ("removed", .number(Double(removed))),
+            ("blocks", .list(changes.map { .record(Record([("block", .number(Double($0.block))), ("before", .number(Double($0.before))), ("after", .number(Double($0.after)))])) })),
+            ("seconds", .number((seconds * 100).rounded() / 100)),
+        ])
         for (name, value) in Session.sizeFields(loaded) { record[name] = value }
         return .record(record)
     }

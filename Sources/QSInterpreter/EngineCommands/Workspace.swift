@@ -60,7 +60,8 @@ package final class LoadedModel {
     /// Bytes of the weights as held now, each in its current form.
     package var heldBytes: Int { weights.heldBytes }
 
-    package var parameterCount: Int { checkpoint.tensors.reduce(0) { $0 + $1.count } }
+    /// Parameters as held now (structured pruning removes some).
+    package var parameterCount: Int { weights.parameterCount }
 }
 
 /// What a session holds besides variables: the loaded model, named snapshots, and evaluation

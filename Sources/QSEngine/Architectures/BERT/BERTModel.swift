@@ -26,12 +26,11 @@ package final class BERTModel: BlockModel {
     }
 
     package func block(_ index: Int, _ x: inout Activations, pass: ForwardPass) throws {
-        let c = config
         let layer = "layer.\(index)."
         let q = try linear(layer + "attn.q", x, pass: pass)
         let k = try linear(layer + "attn.k", x, pass: pass)
         let v = try linear(layer + "attn.v", x, pass: pass)
-        let attended = attention(q, k, v, layer: index, heads: c.numAttentionHeads, kvHeads: c.numAttentionHeads, causal: false, pass: pass)
+        let attended = attention(q, k, v, layer: index, causal: false, pass: pass)
         var h = try linear(layer + "attn.o", attended, pass: pass)
         Kernels.add(&h, x)
         x = try layerNorm(layer + "attn_norm", h)

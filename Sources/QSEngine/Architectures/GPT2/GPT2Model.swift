@@ -21,10 +21,10 @@ package final class GPT2Model: CausalLanguageModel {
     }
 
     package func block(_ index: Int, _ x: inout Activations, pass: ForwardPass) throws {
-        let c = config
         let layer = "layer.\(index)."
-        let width = c.hiddenSize
         let qkv = try linear(layer + "attn.qkv", try layerNorm(layer + "attn_norm", x), pass: pass)
+        // q, k and v side by side (fewer heads than the config's after structured pruning).
+        let width = qkv.cols / 3
         var q = Activations(rows: x.rows, cols: width)
         var k = q
         var v = q
@@ -34,7 +34,7 @@ package final class GPT2Model: CausalLanguageModel {
             k.data.replaceSubrange(r * width ..< (r + 1) * width, with: qkv.data[row + width ..< row + 2 * width])
             v.data.replaceSubrange(r * width ..< (r + 1) * width, with: qkv.data[row + 2 * width ..< row + 3 * width])
         }
-        let attended = attention(q, k, v, layer: index, heads: c.numAttentionHeads, kvHeads: c.numAttentionHeads, causal: true, pass: pass)
+        let attended = attention(q, k, v, layer: index, causal: true, pass: pass)
         Kernels.add(&x, try linear(layer + "attn.o", attended, pass: pass))
         var hidden = try linear(layer + "mlp.up", try layerNorm(layer + "mlp_norm", x), pass: pass)
         Kernels.activate(&hidden, activation)
