@@ -213,6 +213,27 @@ import Testing
         #expect(session.workspace.loaded?.isModified == false)
     }
 
+    /// The pruning recipes of stdlib/prune.qs on every architecture's tiny model.
+    @Test(arguments: ["llama", "qwen2", "mistral", "gpt2", "bert"])
+    func stdlibRecipesRunOnEveryArchitecture(name: String) throws {
+        let (folder, text) = try GPTQCommandTests.model(name)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let stdlib = DocsAndRecipesTests.root.appendingPathComponent("stdlib").path
+        let session = Session(output: { _ in }, libraryDirectory: stdlib)
+        _ = try session.run("load \"\(folder.path)\"\nuse prune", name: "t.qs")
+        let loaded = try #require(session.workspace.loaded)
+        let options = "text=\"\(text.path)\" samples=4 seqlen=16"
+        for (call, sparsity) in [("wanda_50", 0.5), ("sparsegpt_2_4", 0.5), ("neurons_25_int4", 0.0)] {
+            let record = try #require(try session.run("reset\n\(call) \(options)\(call.hasSuffix("int4") ? " group=16" : "")", name: "t.qs").record, "\(name) \(call)")
+            if sparsity > 0 {
+                #expect(record["sparsity"]?.number == sparsity, "\(name) \(call)")
+            } else {
+                let up = try loaded.weights.weight(try #require(loaded.model.names.entry("layer.0.mlp.up")).weight)
+                #expect(up.outFeatures == loaded.config.intermediateSize * 3 / 4 && up.formName == "int4 g16", "\(name): \(up.formName)")
+            }
+        }
+    }
+
     @Test func aQuantizedLayerIsRefused() throws {
         let (session, folder, _) = try Self.session(nil)
         defer { try? FileManager.default.removeItem(at: folder) }

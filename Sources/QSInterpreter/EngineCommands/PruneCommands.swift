@@ -9,7 +9,7 @@ enum PruneCommand: Command {
         discussion: """
             `prune global 30%` prunes the 30% of smallest |w| with one threshold across every linear layer of the blocks (not the embeddings or the head); `prune PATTERN 50%` prunes that share in each matched layer; `prune PATTERN 2:4` keeps N of every M consecutive weights along the input dimension of each row (2:4 keeps 2 of every 4, the pattern sparse tensor cores run). The share is the sparsity a layer ends with, earlier pruning counted: a pruned weight is never brought back, and stays exactly zero through a later quantization (on the zero code), snapshots and restores.
             `method=wanda` (after `calibrate`) scores each weight by |w| times the L2 norm of its input channel on the calibration tokens and prunes the lowest of each output row (or of each N:M group). `method=sparsegpt` (after `calibrate`) chooses the mask block of `block` columns by block from w² / [H⁻¹]²ⱼⱼ and spreads each pruned weight's error over the columns not yet reached, as GPTQ does its rounding (`damp` of the mean Hessian diagonal added); with `bits=N` it quantizes the kept weights in the same pass, on GPTQ's grid (`group`, `sym`/`asym`, `clip`). Both run block by block, each block's inputs from the blocks before it as already pruned.
-            `heads=25%` removes whole attention heads of the matched blocks (their q, k and v rows and o columns; with grouped-query attention a whole key/value group with its query heads, and says so), `neurons=30%` whole MLP neurons (gate and up rows, down columns): the tensors shrink, and evaluation, generation and `bench` run on the smaller model. Units are ranked `by=l1` (the default) or `l2` (the norm of the weights that carry the unit) or `activation` (after `calibrate`: the norm of the unit's input to o or down on the calibration tokens times the norm of its columns there). With `uniform` every block loses the same number (a configuration can describe the result); without, one ranking goes across the blocks and counts vary, every block keeping at least one.
+            `heads=25%` removes whole attention heads of the matched blocks (their q, k and v rows and o columns; with grouped-query attention a whole key/value group with its query heads, and says so), `neurons=30%` whole MLP neurons (gate and up rows, down columns): the tensors shrink, and evaluation, generation and `bench` run on the smaller model. Units are ranked `by=activation` (the default when a calibration set is there: the norm of the unit's input to o or down on the calibration tokens times the norm of its columns there), or `l1` or `l2` (the norm of the weights that carry the unit; the default without calibration, and far worse: removing 25% of SmolLM2's neurons by l1 took its perplexity from 33 to 1.5 million, by activation to 69). With `uniform` every block loses the same number (a configuration can describe the result); without, one ranking goes across the blocks and counts vary, every block keeping at least one.
             A layer quantized by qs is refused (prune first, then quantize). The change is one step: an error or Ctrl-C leaves every weight as it was.
             """,
         positionals: [
@@ -26,7 +26,7 @@ enum PruneCommand: Command {
             ArgumentSpec("exclude", .pattern, help: "layers to leave as they are"),
             ArgumentSpec("heads", .number, help: "remove this share of each matched block's attention heads, as 25%", range: 0...1),
             ArgumentSpec("neurons", .number, help: "remove this share of the matched blocks' MLP neurons, as 30%", range: 0...1),
-            ArgumentSpec("by", .word, help: "heads and neurons: how units are ranked, l1, l2 or activation (after calibrate)", default: .word("l1"), allowed: ["l1", "l2", "activation"]),
+            ArgumentSpec("by", .word, help: "heads and neurons: how units are ranked, activation (default after calibrate), l1 (default without) or l2", allowed: ["l1", "l2", "activation"]),
         ],
         flags: [
             FlagSpec("uniform", help: "heads and neurons: the same number from every block"),
@@ -171,7 +171,15 @@ enum PruneCommand: Command {
                 throw CommandError.invalidArgument(argument, error.message)
             }
         }
-        let ranking = StructuredPruner.Ranking(rawValue: try invocation.text("by")) ?? .l1
+        let ranking: StructuredPruner.Ranking
+        if invocation.isGiven("by") {
+            ranking = StructuredPruner.Ranking(rawValue: try invocation.text("by")) ?? .l1
+        } else if session.workspace.calibration != nil {
+            ranking = .activation
+        } else {
+            ranking = .l1
+            session.note(invocation, "no calibration set: units are ranked by the L1 norm of their weights, which keeps far less than by=activation after 'calibrate TEXT'")
+        }
         let groups = unit == .heads && perUnit > 1
         if Pruner.prunedCount(invocation.has("uniform") ? units / blocks.count : units, fraction) == 0 {
             let what = groups ? "key/value group (of \(perUnit) query heads each)" : unit == .heads ? "head" : "neuron"
