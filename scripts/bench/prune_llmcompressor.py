@@ -7,16 +7,15 @@ Usage: prune_llmcompressor.py MODEL_DIR CALIB_TEXT STARTS_JSON SEQLEN EVAL_TEXT 
        METHOD(wanda|sparsegpt) SPARSITY MASK(0:0|N:M) DAMP BLOCK
 """
 import json
-import math
 import resource
 import sys
 import time
 
 import torch
 import transformers
-from datasets import Dataset
 from llmcompressor import oneshot
 from llmcompressor.modifiers.pruning import SparseGPTModifier, WandaPruningModifier
+from peer_protocol import calibration_dataset, perplexity
 
 
 def main() -> None:
@@ -25,11 +24,7 @@ def main() -> None:
     seqlen, tokens, ctx, threads, block = map(int, (seqlen, tokens, ctx, threads, block))
     torch.set_num_threads(threads)
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
-    ids = tokenizer(open(calib_text, encoding="utf-8").read(), add_special_tokens=False)["input_ids"]
-    starts = json.load(open(starts_json))
-    windows = [ids[s:s + seqlen] for s in starts]
-    assert all(len(w) == seqlen for w in windows), "a window runs past the text: the tokenizers disagree"
-    dataset = Dataset.from_dict({"input_ids": windows, "attention_mask": [[1] * seqlen for _ in windows]})
+    dataset, samples = calibration_dataset(tokenizer, calib_text, starts_json, seqlen)
     model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     if method == "wanda":
         recipe = WandaPruningModifier(sparsity=float(sparsity), mask_structure=mask, targets=["Linear"], ignore=["lm_head"])
@@ -37,25 +32,14 @@ def main() -> None:
         recipe = SparseGPTModifier(sparsity=float(sparsity), mask_structure=mask, block_size=block, dampening_frac=float(damp),
                                    targets=["Linear"], ignore=["lm_head"])
     start = time.perf_counter()
-    oneshot(model=model, dataset=dataset, recipe=recipe, num_calibration_samples=len(windows),
+    oneshot(model=model, dataset=dataset, recipe=recipe, num_calibration_samples=samples,
             max_seq_length=seqlen, shuffle_calibration_samples=False)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     zeros = sum(int((m.weight == 0).sum()) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and "lm_head" not in n)
     total = sum(m.weight.numel() for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and "lm_head" not in n)
-    # Perplexity with qs's protocol: the first TOKENS ids, no BOS, non-overlapping windows of
-    # CTX, every token but a window's first scored.
-    text_ids = tokenizer(open(eval_text, encoding="utf-8").read(), add_special_tokens=False)["input_ids"][:tokens]
-    nll, scored = 0.0, 0
-    model.eval()
-    with torch.inference_mode():
-        for begin in range(0, len(text_ids) - 1, ctx):
-            window = torch.tensor([text_ids[begin:begin + ctx]])
-            logp = torch.log_softmax(model(window).logits[0].double(), dim=-1)
-            targets = window[0, 1:]
-            nll -= logp[torch.arange(len(targets)), targets].sum().item()
-            scored += len(targets)
-    print(json.dumps({"seconds": seconds, "peak_mb": peak, "ppl": math.exp(nll / scored), "sparsity": zeros / total}))
+    ppl = perplexity(model, tokenizer, eval_text, tokens, ctx)
+    print(json.dumps({"seconds": seconds, "peak_mb": peak, "ppl": ppl, "sparsity": zeros / total}))
 
 
 if __name__ == "__main__":

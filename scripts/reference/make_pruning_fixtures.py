@@ -24,6 +24,8 @@ import math
 import os
 
 import torch
+
+from make_gptq_fixtures import grid, quantize
 import torch.nn.utils.prune as prune
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "..", "Tests", "QSEngineTests", "Fixtures", "pruning", "cases.json")
@@ -133,28 +135,7 @@ def wanda(W, X, sparsity, keep, group):
     return kept, W * kept
 
 
-# SparseGPT, with GPTQ's quantizer (the same grid as make_gptq_fixtures.py).
-
-def grid(x, bits, sym):
-    """Per-row min-max grid of x [rows, n]: the reference quantizer's find_params."""
-    maxq = 2 ** bits - 1
-    xmin = torch.minimum(x.min(1).values, torch.zeros(x.shape[0], dtype=x.dtype))
-    xmax = torch.maximum(x.max(1).values, torch.zeros(x.shape[0], dtype=x.dtype))
-    if sym:
-        xmax = torch.maximum(xmin.abs(), xmax)
-        xmin = torch.where(xmin < 0, -xmax, xmin)
-    both_zero = (xmin == 0) & (xmax == 0)
-    xmin[both_zero] = -1
-    xmax[both_zero] = 1
-    scale = (xmax - xmin) / maxq
-    zero = torch.full_like(scale, (maxq + 1) / 2) if sym else torch.round(-xmin / scale)
-    return scale, zero
-
-
-def quantize(x, scale, zero, bits):
-    q = torch.clamp(torch.round(x / scale) + zero, 0, 2 ** bits - 1)
-    return scale * (q - zero)
-
+# SparseGPT, with GPTQ's quantizer: the grid of make_gptq_fixtures.py, imported.
 
 def sparsegpt(W, X, sparsity, keep, group, block, damp, bits, sym, qgroup):
     W = W.clone()
