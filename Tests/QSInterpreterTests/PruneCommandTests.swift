@@ -198,6 +198,7 @@ import Testing
 
     @Test(arguments: [
         ("prune layer.* heads=100% uniform", "t.qs:1:15:", "removes every head"),
+        ("prune layer.* heads=100%", "t.qs:1:15:", "would leave a block with none"),
         ("prune layer.* neurons=25% 2:4", "t.qs:1:27:", "does not go with neurons"),
         ("prune layer.* heads=10% uniform", "t.qs:1:15:", "removes no whole key/value group"),
         ("prune layer.* neurons=30% by=activation", "t.qs:1:27:", "calibrate TEXT"),

@@ -171,6 +171,9 @@ enum PruneCommand: Command {
                 throw CommandError.invalidArgument(argument, error.message)
             }
         }
+        if !invocation.has("uniform"), Pruner.prunedCount(units, fraction) > units - blocks.count {
+            throw CommandError.invalidArgument(argument, "\(PruningAmount.formatPercent(fraction)) of the \(units) \(unit == .heads ? "key/value groups" : "neurons") would leave a block with none: every block keeps at least one")
+        }
         let ranking: StructuredPruner.Ranking
         if invocation.isGiven("by") {
             ranking = StructuredPruner.Ranking(rawValue: try invocation.text("by")) ?? .l1
