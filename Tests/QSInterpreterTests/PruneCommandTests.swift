@@ -235,6 +235,26 @@ import Testing
         }
     }
 
+    /// GPT-2's fused q/k/v loses whole heads from each third, and AWQ's smoothing of v into o
+    /// (the last third's rows) follows the smaller projection; SmoothQuant too.
+    @Test func gpt2HeadsThenSmoothing() throws {
+        let (folder, text) = try GPTQCommandTests.model("gpt2")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let session = Session(output: { _ in })
+        _ = try session.run("load \"\(folder.path)\"\ncalibrate \"\(text.path)\" samples=4 seqlen=16", name: "t.qs")
+        let loaded = try #require(session.workspace.loaded)
+        let qkv = try #require(loaded.model.names.entry("layer.0.attn.qkv"))
+        let before = try loaded.weights.weight(qkv.weight).outFeatures
+        _ = try session.run("prune layer.* heads=50% uniform", name: "t.qs")
+        #expect(try loaded.weights.weight(qkv.weight).outFeatures == before / 2)
+        for quantize in ["quantize layer.* bits=4 group=16 method=awq", "quantize layer.* bits=8 group=channel act_bits=8 smooth=0.5"] {
+            let record = try #require(try session.run(quantize, name: "t.qs").record, "\(quantize)")
+            #expect((record["smoothed"]?.number ?? 0) > 0, "\(quantize)")
+            let ppl = try #require(try session.run("eval ppl \"\(text.path)\" tokens=48 ctx=16", name: "t.qs").record?["ppl"]?.number)
+            #expect(ppl.isFinite, "\(quantize)")
+        }
+    }
+
     @Test func aQuantizedLayerIsRefused() throws {
         let (session, folder, _) = try Self.session(nil)
         defer { try? FileManager.default.removeItem(at: folder) }

@@ -124,9 +124,10 @@ package struct SmoothingMapping: Sendable, Equatable {
     package enum Source: Sendable, Equatable {
         /// A norm's weight (and bias) in the block (`attn_norm`).
         case norm(String)
-        /// Output rows `firstRow ..< firstRow + width` of a linear layer in the block (`attn.v`;
-        /// GPT-2's fused q/k/v gives v from its third third), with its bias.
-        case linear(String, firstRow: Int)
+        /// The last output rows of a linear layer in the block, as many as the reading layers
+        /// have inputs (`attn.v`; GPT-2's fused q/k/v gives v from its last third, however many
+        /// heads structured pruning left), with its bias.
+        case linear(String)
     }
 
     package var source: Source

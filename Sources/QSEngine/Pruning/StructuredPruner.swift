@@ -28,10 +28,14 @@ package enum StructuredPruner {
         case .neurons:
             return (try store.weight(names.required("layer.\(block).mlp.up").weight).outFeatures, 1)
         case .heads:
-            guard let q = names.entry("layer.\(block).attn.q"), let k = names.entry("layer.\(block).attn.k") else {
-                throw EngineError(subject: "layer.\(block)", "has fused q/k/v projections: removing heads is not supported for this architecture yet")
-            }
             let headDim = model.config.headDim
+            if let qkv = names.entry("layer.\(block).attn.qkv") {
+                // GPT-2's fused projection: q, k and v rows side by side, one key/value head per query head.
+                return (try store.weight(qkv.weight).outFeatures / 3 / headDim, 1)
+            }
+            guard let q = names.entry("layer.\(block).attn.q"), let k = names.entry("layer.\(block).attn.k") else {
+                throw EngineError(subject: "layer.\(block)", "has no attention projections to remove heads from")
+            }
             let heads = try store.weight(q.weight).outFeatures / headDim
             let groups = try store.weight(k.weight).outFeatures / headDim
             return (groups, heads / max(groups, 1))
@@ -80,6 +84,10 @@ package enum StructuredPruner {
                 try add(layer + "attn.q", rowsOf: { $0 * queryRows ..< ($0 + 1) * queryRows }, columnsOf: { _ in nil })
                 try add(layer + "attn.k", rowsOf: { $0 * headDim ..< ($0 + 1) * headDim }, columnsOf: { _ in nil })
                 try add(layer + "attn.v", rowsOf: { $0 * headDim ..< ($0 + 1) * headDim }, columnsOf: { _ in nil })
+                // Fused q/k/v: the head's rows in each third.
+                for third in 0 ..< 3 {
+                    try add(layer + "attn.qkv", rowsOf: { third * units * headDim + $0 * headDim ..< third * units * headDim + ($0 + 1) * headDim }, columnsOf: { _ in nil })
+                }
             }
         }
         if ranking == .activation {
@@ -178,6 +186,7 @@ package enum StructuredPruner {
                 let query = indices(perUnit * headDim)
                 let kv = indices(headDim)
                 try shrink(model, layer + "attn.q", rows: query, columns: nil)
+                try shrink(model, layer + "attn.qkv", rows: (0 ..< 3).flatMap { third in kv.map { third * units * headDim + $0 } }, columns: nil)
                 try shrink(model, layer + "attn.k", rows: kv, columns: nil)
                 try shrink(model, layer + "attn.v", rows: kv, columns: nil)
                 try shrink(model, layer + "attn.o", rows: nil, columns: query)

@@ -21,7 +21,7 @@ package enum Smoothing {
         return model.config.architecture.definition.modules(model.config).smoothing.compactMap { mapping in
             let source: String
             switch mapping.source {
-            case .norm(let name), .linear(let name, _): source = prefix + name
+            case .norm(let name), .linear(let name): source = prefix + name
             }
             let layers = mapping.layers.map { prefix + $0 }
             guard model.names.entry(source) != nil, layers.allSatisfy({ model.names.entry($0) != nil }) else { return nil }
@@ -56,11 +56,12 @@ package enum Smoothing {
             if store.contains(entry.bias) {
                 try store.replace(entry.bias, with: zip(try store.floats(entry.bias), inverse).map { $0 * $1 })
             }
-        case .linear(_, let firstRow):
+        case .linear:
             let entry = names.required(site.source)
             let weight = try store.weight(entry.weight)
             var rows = [Float](repeating: 1, count: weight.outFeatures)
-            guard firstRow + inverse.count <= rows.count else {
+            let firstRow = rows.count - inverse.count
+            guard firstRow >= 0 else {
                 throw EngineError(subject: site.source, "has \(rows.count) outputs; rows \(firstRow)..<\(firstRow + inverse.count) were to be smoothed")
             }
             rows.replaceSubrange(firstRow ..< firstRow + inverse.count, with: inverse)

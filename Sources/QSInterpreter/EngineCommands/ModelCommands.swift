@@ -234,6 +234,9 @@ extension Session {
             if let q = model.names.entry("layer.\(block).attn.q"), let k = model.names.entry("layer.\(block).attn.k") {
                 heads.append(try loaded.weights.weight(q.weight).outFeatures / c.headDim)
                 kv.append(try loaded.weights.weight(k.weight).outFeatures / c.headDim)
+            } else if let qkv = model.names.entry("layer.\(block).attn.qkv") {
+                heads.append(try loaded.weights.weight(qkv.weight).outFeatures / 3 / c.headDim)
+                kv.append(heads.last!)
             }
             if let up = model.names.entry("layer.\(block).mlp.up") { ffn.append(try loaded.weights.weight(up.weight).outFeatures) }
         }

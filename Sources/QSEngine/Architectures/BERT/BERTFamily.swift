@@ -82,7 +82,7 @@ package enum BERTFamily: ArchitectureDefinition {
             ignoredSuffixes: ["embeddings.position_ids"],
             // Post-norm blocks: q/k/v and up read a LayerNorm whose output is also the residual
             // stream, so only v → o folds.
-            smoothing: [SmoothingMapping(.linear("attn.v", firstRow: 0), ["attn.o"])])
+            smoothing: [SmoothingMapping(.linear("attn.v"), ["attn.o"])])
     }
 
     package static func model(config: ModelConfig, weights: WeightStore, names: LayerNames) throws -> BlockModel {

@@ -83,7 +83,7 @@ package enum GPT2Family: ArchitectureDefinition {
             // The MLP's GELU stands between up and down: nothing folds there.
             smoothing: [
                 SmoothingMapping(.norm("attn_norm"), ["attn.qkv"]),
-                SmoothingMapping(.linear("attn.qkv", firstRow: 2 * c.hiddenSize), ["attn.o"]),
+                SmoothingMapping(.linear("attn.qkv"), ["attn.o"]),
                 SmoothingMapping(.norm("mlp_norm"), ["mlp.up"]),
             ])
     }

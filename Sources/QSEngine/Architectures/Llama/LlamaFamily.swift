@@ -130,9 +130,9 @@ package enum LlamaFamily: ArchitectureDefinition {
             // shared by several query heads would need one factor for several columns of o).
             smoothing: [
                 SmoothingMapping(.norm("attn_norm"), ["attn.q", "attn.k", "attn.v"]),
-            ] + (c.numKeyValueHeads == c.numAttentionHeads ? [SmoothingMapping(.linear("attn.v", firstRow: 0), ["attn.o"])] : []) + [
+            ] + (c.numKeyValueHeads == c.numAttentionHeads ? [SmoothingMapping(.linear("attn.v"), ["attn.o"])] : []) + [
                 SmoothingMapping(.norm("mlp_norm"), ["mlp.gate", "mlp.up"]),
-                SmoothingMapping(.linear("mlp.up", firstRow: 0), ["mlp.down"]),
+                SmoothingMapping(.linear("mlp.up"), ["mlp.down"]),
             ])
     }
 
