@@ -84,7 +84,7 @@ import Testing
         let scores = Pruner.wandaScores(c.W, rows: c.rows, columns: c.columns, squareSums: statistics.squareSums)
         let mask = Pruner.mask(scores: scores, rows: c.rows, columns: c.columns, amount: c.amount, perRow: true)
         #expect(Self.kept(mask) == c.kept, "\(c.name)")
-        Self.checkSparsity(mask, c, perRow: true)
+        Self.checkSparsity(mask, c)
         let pruned = try Weight(dense: c.W, shape: [c.rows, c.columns], mask: mask).floats()
         #expect(pruned.map(Double.init) == c.pruned, "\(c.name)")
     }
@@ -121,7 +121,7 @@ import Testing
         }
         #expect((difference / norm).squareRoot() < 1e-4, "\(c.name): relative difference \((difference / norm).squareRoot())")
         for index in values.indices where !mask.isKept(index) { #expect(values[index] == 0) }
-        if c.group > 0 { Self.checkSparsity(mask, c, perRow: true) }
+        if c.group > 0 { Self.checkSparsity(mask, c) }
         // Every block of columns pruned to the share asked for, exactly.
         if c.group == 0, let block = c.block {
             for start in stride(from: 0, to: c.columns, by: block) {
@@ -134,14 +134,14 @@ import Testing
     }
 
     /// The sparsity a mask must have: per row for a share, per group for N:M.
-    static func checkSparsity(_ mask: PruningMask, _ c: CalibratedCase, perRow: Bool) {
+    static func checkSparsity(_ mask: PruningMask, _ c: CalibratedCase) {
         for r in 0 ..< c.rows {
             if c.group > 0 {
                 for start in stride(from: 0, to: c.columns, by: c.group) {
                     let kept = (start ..< start + c.group).filter { mask.isKept(r * c.columns + $0) }.count
                     #expect(kept == c.keep, "\(c.name): row \(r) group at \(start) keeps \(kept)")
                 }
-            } else if perRow {
+            } else {
                 let pruned = (0 ..< c.columns).filter { !mask.isKept(r * c.columns + $0) }.count
                 #expect(pruned == Pruner.prunedCount(c.columns, c.sparsity), "\(c.name): row \(r)")
             }

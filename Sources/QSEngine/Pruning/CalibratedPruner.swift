@@ -72,7 +72,7 @@ package enum CalibratedPruner {
             if let packed = solution.packed {
                 // The decoded values first: a later quantization starts from the pruned,
                 // updated layer, not from the weights before pruning.
-                let updated = try dequantizedSource(packed)
+                let updated = try Weight(packed: packed).floats()
                 try store.set(entry.weight, try Weight(dense: updated, shape: [start.rows, start.columns], mask: mask))
                 try store.set(entry.weight, try Weight(packed: packed, mask: mask))
             } else {
@@ -82,10 +82,5 @@ package enum CalibratedPruner {
             progress?(results.count, entries.count)
         }
         return results
-    }
-
-    /// The values a packed weight decodes to.
-    static func dequantizedSource(_ packed: PackedWeight) throws -> [Float] {
-        try Weight(packed: packed).floats()
     }
 }

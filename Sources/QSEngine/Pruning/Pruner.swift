@@ -73,11 +73,7 @@ package enum Pruner {
                 precondition(group > 0 && columns % group == 0, "Pruner.mask: groups of \(group) in \(columns) columns")
                 for r in 0 ..< rows {
                     for start in stride(from: r * columns, to: (r + 1) * columns, by: group) {
-                        let ranked = (start ..< start + group).sorted {
-                            let a = Selection.key(all[$0]), b = Selection.key(all[$1])
-                            return a < b || (a == b && $0 < $1)
-                        }
-                        for index in ranked.prefix(group - keep) { mask.prune(index) }
+                        for index in Selection.lowest(group - keep, of: start ..< start + group, score: { all[$0] }) { mask.prune(index) }
                     }
                 }
             }

@@ -50,20 +50,38 @@ package enum Selection {
         score.isNaN ? 0xFFFF_FFFF : score.bitPattern & 0x7FFF_FFFF
     }
 
-    /// Marks pruned in `mask` (covering `scores` from element `first`) the scores the threshold
-    /// prunes; `equalLeft` counts down the equal scores still to prune across calls.
-    package static func prune(
-        _ scores: UnsafeBufferPointer<Float>, below threshold: Threshold, equalLeft: inout Int, into mask: inout PruningMask, first: Int = 0
+    /// Calls `body` with the index of each score the threshold prunes, in order; `equalLeft`
+    /// counts down the equal scores still to prune across calls.
+    package static func forEachPruned(
+        _ scores: UnsafeBufferPointer<Float>, below threshold: Threshold, equalLeft: inout Int, _ body: (Int) -> Void
     ) {
         let bound = key(threshold.value)
         for (index, score) in scores.enumerated() {
             let k = key(score)
             if k < bound {
-                mask.prune(first + index)
+                body(index)
             } else if k == bound, equalLeft > 0 {
-                mask.prune(first + index)
+                body(index)
                 equalLeft -= 1
             }
         }
+    }
+
+    /// Marks pruned in `mask` (covering `scores` from element `first`) the scores the threshold
+    /// prunes; `equalLeft` counts down the equal scores still to prune across calls.
+    package static func prune(
+        _ scores: UnsafeBufferPointer<Float>, below threshold: Threshold, equalLeft: inout Int, into mask: inout PruningMask, first: Int = 0
+    ) {
+        forEachPruned(scores, below: threshold, equalLeft: &equalLeft) { mask.prune(first + $0) }
+    }
+
+    /// The `count` indices of `indices` with the lowest scores, ties by index: a small group's
+    /// choice (an N:M group), by sorting it.
+    package static func lowest(_ count: Int, of indices: Range<Int>, score: (Int) -> Float) -> ArraySlice<Int> {
+        let keys = indices.map { key(score($0)) }
+        return indices.sorted { a, b in
+            let ka = keys[a - indices.lowerBound], kb = keys[b - indices.lowerBound]
+            return ka < kb || (ka == kb && a < b)
+        }.prefix(count)
     }
 }

@@ -293,18 +293,12 @@ package enum GPTQ {
                 // The block's mask at once, from its columns as the block begins.
                 var scores = [Float](repeating: 0, count: (end - column) * rows)
                 for j in column ..< end { for r in 0 ..< rows { scores[(j - column) * rows + r] = pruningScore(j, r) } }
-                let count = Int((Double(scores.count) * fraction).rounded(.down))
                 scores.withUnsafeBufferPointer { sp in
-                    guard let threshold = Selection.threshold(pruning: count, of: [sp]) else { return }
-                    let bound = Selection.key(threshold.value)
+                    guard let threshold = Selection.threshold(pruning: Pruner.prunedCount(sp.count, fraction), of: [sp]) else { return }
                     var equalLeft = threshold.equalPruned
-                    for (index, score) in sp.enumerated() {
-                        let k = Selection.key(score)
-                        if k < bound || (k == bound && equalLeft > 0) {
-                            if k == bound { equalLeft -= 1 }
-                            let j = column + index / rows
-                            mask!.prune((index % rows) * columns + j)
-                        }
+                    // Scores are column by column; the mask is out×in.
+                    Selection.forEachPruned(sp, below: threshold, equalLeft: &equalLeft) { index in
+                        mask!.prune((index % rows) * columns + column + index / rows)
                     }
                 }
             }
@@ -316,11 +310,7 @@ package enum GPTQ {
                     // The group's mask from its columns as they are now (earlier columns of the
                     // block have moved them).
                     for r in 0 ..< rows {
-                        let ranked = (i ..< i + group).sorted { a, b in
-                            let sa = Selection.key(pruningScore(a, r)), sb = Selection.key(pruningScore(b, r))
-                            return sa < sb || (sa == sb && a < b)
-                        }
-                        for j in ranked.prefix(group - keep) { mask!.prune(r * columns + j) }
+                        for j in Selection.lowest(group - keep, of: i ..< i + group, score: { pruningScore($0, r) }) { mask!.prune(r * columns + j) }
                     }
                 }
                 if grouped, let scheme {
