@@ -117,15 +117,20 @@ package enum Pruner {
 
     // MARK: The store
 
-    /// The values pruning of `entry` starts from, out×in, with its mask so far (pruned
-    /// elements zero). A layer quantized by qs is refused: prune first, then quantize.
-    package static func startingValues(_ store: WeightStore, _ entry: LayerNames.Entry) throws
-        -> (values: [Float], rows: Int, columns: Int, mask: PruningMask?)
-    {
+    /// Refuses a layer quantized by qs: prune first, then quantize.
+    package static func refuseQuantized(_ store: WeightStore, _ entry: LayerNames.Entry) throws {
         let current = try store.weight(entry.weight)
         if case .packed = current.form {
             throw EngineError(subject: entry.canonical, "is quantized (\(current.formName)); prune before quantizing (reset, or restore a snapshot, first)")
         }
+    }
+
+    /// The values pruning of `entry` starts from, out×in, with its mask so far (pruned
+    /// elements zero). A layer quantized by qs is refused.
+    package static func startingValues(_ store: WeightStore, _ entry: LayerNames.Entry) throws
+        -> (values: [Float], rows: Int, columns: Int, mask: PruningMask?)
+    {
+        try refuseQuantized(store, entry)
         return try ModelQuantizer.startingValues(store, entry.weight)
     }
 

@@ -85,12 +85,7 @@ enum PruneCommand: Command {
         if method != "magnitude", let outside = entries.first(where: { CalibratedQuantizer.blockIndex($0.canonical) == nil }) {
             throw CommandError.invalidArgument("pattern", "\(method == "wanda" ? "Wanda" : "SparseGPT") prunes the linear layers of the blocks; prune \(outside.canonical) with method=magnitude")
         }
-        for entry in entries {
-            let weight = try loaded.weights.weight(entry.weight)
-            if case .packed = weight.form {
-                throw CommandError.invalidArgument("pattern", "\(entry.canonical) is quantized (\(weight.formName)); prune before quantizing (reset, or restore a snapshot, first)")
-            }
-        }
+        try refuseQuantized(entries, loaded: loaded)
         let scheme = method == "sparsegpt" && invocation.isGiven("bits")
             ? try Session.scheme(invocation, entries: entries, loaded: loaded, defaultClip: .none) : nil
         let calibration = method == "magnitude" ? nil
@@ -154,12 +149,7 @@ enum PruneCommand: Command {
         var units = 0
         var perUnit = 1
         for block in blocks {
-            for name in ["attn.q", "attn.k", "attn.v", "attn.o", "mlp.gate", "mlp.up", "mlp.down"] {
-                guard let entry = model.names.entry("layer.\(block).\(name)") else { continue }
-                if case .packed = try loaded.weights.weight(entry.weight).form {
-                    throw CommandError.invalidArgument("pattern", "\(entry.canonical) is quantized; remove \(argument) before quantizing (reset first)")
-                }
-            }
+            try refuseQuantized(model.names.entries.filter { $0.kind.isMatrix && CalibratedQuantizer.blockIndex($0.canonical) == block }, loaded: loaded)
             do {
                 let count = try StructuredPruner.unitCount(model, block: block, unit: unit)
                 units += count.units
@@ -223,6 +213,17 @@ enum PruneCommand: Command {
         ])
         for (name, value) in Session.sizeFields(loaded) { record[name] = value }
         return .record(record)
+    }
+
+    /// An error at the pattern for a layer among `entries` that qs has quantized.
+    static func refuseQuantized(_ entries: [LayerNames.Entry], loaded: LoadedModel) throws {
+        for entry in entries {
+            do {
+                try Pruner.refuseQuantized(loaded.weights, entry)
+            } catch let error as EngineError {
+                throw CommandError.invalidArgument("pattern", "\(entry.canonical) \(error.message)")
+            }
+        }
     }
 
     /// The amount given: a share between 0% and 100%, or N:M with N < M and M dividing the
