@@ -295,6 +295,7 @@ struct Evaluator {
         }
         do {
             let result = try handler(invocation, session)
+            session.workspace.record(call.name.text, source: file.text(call.range), file: file.name, line: file.location(of: call.range.start).line, result: result)
             session.onCommandResult?(call.name.text, result)
             return result
         } catch let error as CommandError {

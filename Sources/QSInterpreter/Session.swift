@@ -10,7 +10,7 @@ package final class Session {
         HelpCommand.self, SetCommand.self, LoadCommand.self, FetchCommand.self, InfoCommand.self, LayersCommand.self,
         SnapshotCommand.self, RestoreCommand.self, ResetCommand.self, EvalCommand.self, GenerateCommand.self,
         BenchCommand.self, CalibrateCommand.self, QuantizeCommand.self, ReportCommand.self,
-        SensitivityCommand.self, AutoquantCommand.self, PruneCommand.self,
+        SensitivityCommand.self, AutoquantCommand.self, PruneCommand.self, SaveCommand.self, ExportCommand.self,
     ]
     /// The settings every session has.
     static let standardSettings = [

@@ -139,7 +139,7 @@ struct Help: ParsableCommand {
 
 /// The version line and the BLAS kernel OpenBLAS runs with on this CPU.
 func versionText() -> String {
-    var text = "qs 0.1.0"
+    var text = "qs \(QSVersion.number)"
     do {
         try BLAS.load()
         text += "\nBLAS: OpenBLAS, kernel \(BLAS.coreName) (\(BLAS.chosenBy)), \(BLAS.threads) threads"

@@ -311,6 +311,10 @@ package enum ModelLoader {
             throw EngineError(path: checkpoint.path, "has no configuration: cannot tell its architecture")
         }
         let table = config.architecture.definition.modules(config)
-        return (config, try LayerNames(config: config, table: table, tensors: checkpoint.tensors, path: checkpoint.path))
+        return (
+            config,
+            try LayerNames(
+                config: config, table: table, tensors: checkpoint.tensors,
+                packed: checkpoint.packedWeights.map { ($0.name, [$0.packed.rows, $0.packed.columns]) }, path: checkpoint.path))
     }
 }

@@ -26,7 +26,11 @@ package struct LayerNames: Sendable {
     /// architecture's table: every tensor the configuration implies must be there with exactly
     /// the shape it implies, and every tensor there must be one of them (or a known buffer).
     /// A prefix some checkpoints put before every name (`bert.`, `transformer.`) is detected.
-    package init(config: ModelConfig, table: ModuleTable, tensors: [StoredTensor], path: String? = nil) throws {
+    /// `packed` are the quantized layers of a GPTQ or compressed-tensors checkpoint, [out, in]:
+    /// they stand for the weight of their module in either layout.
+    package init(config: ModelConfig, table: ModuleTable, tensors: [StoredTensor], packed: [(name: String, shape: [Int])] = [], path: String? = nil) throws {
+        let tensors = tensors.map { (name: $0.name, shape: $0.shape) } + packed
+        let packedNames = Set(packed.map(\.name))
         // A layer count from the file is bounded by what the file holds before anything is
         // built from it: each block needs its own tensors.
         let perBlock = table.block.filter { !$0.isOptional }.count
@@ -63,7 +67,7 @@ package struct LayerNames: Sendable {
                     "tensor is missing; a \(config.architecture) model of this configuration (\(Self.describe(expected))) needs it")
             }
             let sizes = expected.map(\.size)
-            guard shape == sizes else {
+            guard shape == sizes || packedNames.contains(name) && shape.count == 2 && shape == sizes.reversed() else {
                 var disagreeing = zip(shape, expected).filter { $0.0 != $0.1.size }.map { "\($0.1.key) gives \($0.1.size), the tensor has \($0.0)" }
                 if shape.count != sizes.count { disagreeing = ["the tensor has \(shape.count) dimensions, expected \(sizes.count)"] }
                 throw EngineError(

@@ -41,7 +41,14 @@ package final class WeightStore: @unchecked Sendable {
         for tensor in checkpoint.tensors {
             original[tensor.name] = Weight(stored: tensor, layout: layouts[tensor.name] ?? .outIn)
         }
+        // A quantized checkpoint's layers (GPTQ, compressed-tensors) are packed as loaded.
+        for (name, packed) in checkpoint.packedWeights {
+            original[name] = try? Weight(packed: packed)
+        }
     }
+
+    /// Every tensor's name, in checkpoint order.
+    package var names: [String] { checkpoint.tensors.map(\.name) + checkpoint.packedWeights.map(\.name) }
 
     /// Whether the checkpoint has a tensor of this name.
     package func contains(_ name: String) -> Bool { original[name] != nil }

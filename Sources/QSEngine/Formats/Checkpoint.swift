@@ -24,11 +24,16 @@ package final class Checkpoint: @unchecked Sendable {
     package let companionFiles: [String]
     /// The GGUF file, when the checkpoint is one (its metadata holds the tokenizer).
     package let gguf: GGUFFile?
+    /// The quantized layers of a GPTQ or compressed-tensors folder, by weight name
+    /// (`<module>.weight`), read into packed weights; their stored parts are not in `tensors`.
+    package let packedWeights: [(name: String, packed: PackedWeight)]
 
     init(
         path: String, format: CheckpointFormat, config: ModelConfig?, tensors: [StoredTensor],
-        metadata: [String: String], companionFiles: [String], gguf: GGUFFile?
+        metadata: [String: String], companionFiles: [String], gguf: GGUFFile?,
+        packedWeights: [(name: String, packed: PackedWeight)] = []
     ) {
+        self.packedWeights = packedWeights
         self.path = path
         self.format = format
         self.config = config
@@ -73,12 +78,13 @@ package final class Checkpoint: @unchecked Sendable {
             throw EngineError(path: path, "not a Hugging Face model folder: config.json is missing")
         }
         let config = try readConfig(configPath)
-        let (tensors, metadata) = try SafetensorsCheckpoint.open(path)
+        let (stored, metadata) = try SafetensorsCheckpoint.open(path)
+        let (tensors, packed) = try QuantizedCheckpoint.unpack(stored, configPath: configPath)
         let companions = companionNames.map { (path as NSString).appendingPathComponent($0) }
             .filter { FileAccess.kind($0) == .regular }
         return Checkpoint(
             path: path, format: .safetensors, config: config, tensors: tensors, metadata: metadata,
-            companionFiles: companions, gguf: nil)
+            companionFiles: companions, gguf: nil, packedWeights: packed)
     }
 
     private static func openGGUF(_ path: String) throws -> Checkpoint {

@@ -41,17 +41,27 @@ package enum Converter {
         try AtomicWrite.createFolder(at: output, overwrite: overwrite, protecting: [checkpoint.path]) { folder in
             try configData.write(to: URL(fileURLWithPath: (folder as NSString).appendingPathComponent("config.json")))
             _ = try SafetensorsWriter.write(toWrite, metadata: ["format": "pt"], toFolder: folder, maxShardBytes: maxShardBytes)
-            for file in checkpoint.companionFiles {
-                let target = (folder as NSString).appendingPathComponent((file as NSString).lastPathComponent)
-                try FileManager.default.copyItem(atPath: file, toPath: target)
-            }
-            // A GGUF carries its tokenizer in metadata: write it out as transformers expects.
-            if let gguf = checkpoint.gguf, let tokenizer = try Tokenizer.fromGGUF(gguf) {
-                try tokenizer.tokenizerJSON().write(to: URL(fileURLWithPath: (folder as NSString).appendingPathComponent("tokenizer.json")))
-                try tokenizer.tokenizerConfigJSON(modelMaxLength: config.maxPositionEmbeddings)
-                    .write(to: URL(fileURLWithPath: (folder as NSString).appendingPathComponent("tokenizer_config.json")))
-            }
+            _ = try writeTokenizerFiles(checkpoint: checkpoint, tokenizer: nil, config: config, into: folder)
         }
+    }
+
+    /// Copies the tokenizer files of a Hugging Face folder into `folder`, or, for a GGUF (which
+    /// carries its tokenizer in metadata), writes tokenizer.json and tokenizer_config.json as
+    /// transformers expects them. Returns the names written.
+    package static func writeTokenizerFiles(checkpoint: Checkpoint, tokenizer: Tokenizer?, config: ModelConfig, into folder: String) throws -> [String] {
+        var written: [String] = []
+        for file in checkpoint.companionFiles {
+            let name = (file as NSString).lastPathComponent
+            try FileManager.default.copyItem(atPath: file, toPath: (folder as NSString).appendingPathComponent(name))
+            written.append(name)
+        }
+        if let gguf = checkpoint.gguf, let tokenizer = try tokenizer ?? Tokenizer.fromGGUF(gguf) {
+            try tokenizer.tokenizerJSON().write(to: URL(fileURLWithPath: (folder as NSString).appendingPathComponent("tokenizer.json")))
+            try tokenizer.tokenizerConfigJSON(modelMaxLength: config.maxPositionEmbeddings)
+                .write(to: URL(fileURLWithPath: (folder as NSString).appendingPathComponent("tokenizer_config.json")))
+            written += ["tokenizer.json", "tokenizer_config.json"]
+        }
+        return written
     }
 
     /// config.json for the output: the source's own file with `torch_dtype` updated when there

@@ -117,7 +117,7 @@ package struct Fetcher: Sendable {
     }
 
     /// The lowercase hex SHA-256 of a file's contents.
-    static func sha256(ofFile path: String) throws -> String {
+    package static func sha256(ofFile path: String) throws -> String {
         let file = try MappedFile(path: path)
         var hasher = SHA256()
         hasher.update(bufferPointer: file.bytes)

@@ -24,3 +24,8 @@ package struct EngineError: Error, Sendable, Equatable, CustomStringConvertible 
         return text + message
     }
 }
+
+/// qs's version, as `qs --version` prints it and qs.json records it.
+package enum QSVersion {
+    package static let number = "0.1.0"
+}

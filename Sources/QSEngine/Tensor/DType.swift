@@ -2,6 +2,8 @@
 /// types of GGUF, whose elements come in fixed-size blocks with their own scales.
 package enum DType: String, Sendable, CaseIterable, Hashable {
     case f64, f32, f16, bf16, i64, i32, i16, i8, u8, bool
+    /// Float8 e4m3 ("fn"), as FP8 checkpoints store weights.
+    case f8_e4m3
     case q4_0, q4_1, q5_0, q5_1, q8_0, q2_K, q3_K, q4_K, q5_K, q6_K
 
     /// Elements per block: 1 for plain types, 32 or 256 for packed types.
@@ -19,7 +21,7 @@ package enum DType: String, Sendable, CaseIterable, Hashable {
         case .f64, .i64: 8
         case .f32, .i32: 4
         case .f16, .bf16, .i16: 2
-        case .i8, .u8, .bool: 1
+        case .i8, .u8, .bool, .f8_e4m3: 1
         case .q4_0: 18
         case .q4_1: 20
         case .q5_0: 22
@@ -37,7 +39,7 @@ package enum DType: String, Sendable, CaseIterable, Hashable {
     package var isQuantized: Bool { blockSize > 1 }
 
     /// Whether this is a floating-point plain type.
-    package var isFloatingPoint: Bool { self == .f64 || self == .f32 || self == .f16 || self == .bf16 }
+    package var isFloatingPoint: Bool { self == .f64 || self == .f32 || self == .f16 || self == .bf16 || self == .f8_e4m3 }
 
     /// Bytes needed for `count` elements, or nil when `count` is not a whole number of blocks
     /// or the product overflows.
@@ -60,6 +62,7 @@ package enum DType: String, Sendable, CaseIterable, Hashable {
         case .i8: "I8"
         case .u8: "U8"
         case .bool: "BOOL"
+        case .f8_e4m3: "F8_E4M3"
         default: nil
         }
     }

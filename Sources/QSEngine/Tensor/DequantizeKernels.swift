@@ -23,6 +23,7 @@ extension Dequantize {
         case .i32: plain(source, blocks, destination, Int32.self) { Float(Int32(littleEndian: $0)) }
         case .i16: plain(source, blocks, destination, Int16.self) { Float(Int16(littleEndian: $0)) }
         case .i8: plain(source, blocks, destination, Int8.self) { Float($0) }
+        case .f8_e4m3: plain(source, blocks, destination, UInt8.self) { Float8.e4m3Values[Int($0)] }
         case .u8: plain(source, blocks, destination, UInt8.self) { Float($0) }
         case .bool: plain(source, blocks, destination, UInt8.self) { $0 == 0 ? 0 : 1 }
         case .q4_0: q4_0(source, blocks, destination)

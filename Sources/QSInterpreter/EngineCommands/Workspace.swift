@@ -76,6 +76,16 @@ package final class Workspace {
     package var calibration: CalibrationRequest?
     /// Resolves registry names ($QS_HOME, else ~/.cache/qs).
     package let fetcher = Fetcher()
+    /// The built-in commands that ran since the model was loaded (the `load` included), with
+    /// their source and results: what `save` records in qs.json and reports show.
+    package private(set) var history: [CommandRecord] = []
+
+    /// Notes a command that completed; a `load` starts the history again.
+    func record(_ command: String, source: String, file: String, line: Int, result: Value) {
+        if command == "load" { history.removeAll() }
+        guard loaded != nil, !["help", "print"].contains(command) else { return }
+        history.append(CommandRecord(command: command, source: source, file: file, line: line, result: result))
+    }
 
     /// The loaded model, or an error telling the person to load one.
     package func requireModel() throws -> LoadedModel {
@@ -91,4 +101,13 @@ package struct CalibrationRequest {
     package var length: Int
     package var seed: UInt64
     package var drawn: (model: UUID, set: CalibrationSet)?
+}
+
+/// One command that ran: its name, its text, where it was written, and its result.
+package struct CommandRecord {
+    package var command: String
+    package var source: String
+    package var file: String
+    package var line: Int
+    package var result: Value
 }

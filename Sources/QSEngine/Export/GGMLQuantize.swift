@@ -1,0 +1,229 @@
+import Foundation
+
+/// Quantization of fp32 rows into GGUF's 32-value block types, the reference way llama.cpp's
+/// quantizer does it (ggml-quants.c `quantize_row_*_ref`, mirrored by the `gguf` package's
+/// quants.py), so that qs's Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 blocks are bit-identical to
+/// llama.cpp's for the same input. llama.cpp is built with FMA here, so `x·id + ½` rounds once.
+///
+/// Written here rather than linked: llama.cpp is not a Debian library qs can depend on, and
+/// the reference quantizers are a few lines each.
+package enum GGMLQuantize {
+    /// The block types qs quantizes to from fp32 values.
+    package static let types: [DType] = [.q8_0, .q4_0, .q4_1, .q5_0, .q5_1]
+
+    /// Quantizes `count` values (a multiple of 32) into blocks of `type`, written to `out`
+    /// (count / 32 × the type's block bytes).
+    package static func quantize(_ values: UnsafePointer<Float>, count: Int, as type: DType, into out: UnsafeMutableRawPointer) {
+        precondition(count % 32 == 0, "GGMLQuantize: \(count) values are not whole blocks of 32")
+        let blocks = count / 32
+        let bytes = type.bytesPerBlock
+        for block in 0 ..< blocks {
+            let x = values + block * 32
+            let y = out + block * bytes
+            switch type {
+            case .q8_0: q8_0(x, y)
+            case .q4_0: q4_0(x, y)
+            case .q4_1: q4_1(x, y)
+            case .q5_0: q5_0(x, y)
+            case .q5_1: q5_1(x, y)
+            default: preconditionFailure("GGMLQuantize: \(type.rawValue) is not a 32-value block type qs quantizes to")
+            }
+        }
+    }
+
+    /// `values` as blocks of `type`.
+    package static func quantize(_ values: [Float], as type: DType) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: values.count / 32 * type.bytesPerBlock)
+        values.withUnsafeBufferPointer { source in
+            out.withUnsafeMutableBytes { quantize(source.baseAddress!, count: values.count, as: type, into: $0.baseAddress!) }
+        }
+        return out
+    }
+
+    @inline(__always)
+    private static func storeHalf(_ value: Float, _ at: UnsafeMutableRawPointer) {
+        at.storeBytes(of: HalfConversion.floatToF16(value).littleEndian, as: UInt16.self)
+    }
+
+    /// The value of largest magnitude, with its sign (the first one on ties), and that magnitude.
+    @inline(__always)
+    private static func signedMaximum(_ x: UnsafePointer<Float>) -> (max: Float, amax: Float) {
+        var amax: Float = 0
+        var max: Float = 0
+        for j in 0 ..< 32 where amax < abs(x[j]) {
+            amax = abs(x[j])
+            max = x[j]
+        }
+        return (max, amax)
+    }
+
+    @inline(__always)
+    private static func range(_ x: UnsafePointer<Float>) -> (min: Float, max: Float) {
+        var low = Float.greatestFiniteMagnitude
+        var high = -Float.greatestFiniteMagnitude
+        for j in 0 ..< 32 {
+            low = Swift.min(low, x[j])
+            high = Swift.max(high, x[j])
+        }
+        return (low, high)
+    }
+
+    /// C's `(int8_t)(v)` for the values these quantizers produce: truncation toward zero.
+    @inline(__always)
+    private static func truncated(_ value: Float) -> Int {
+        guard value.isFinite else { return 0 }
+        return Int(Swift.max(-128, Swift.min(127, value.rounded(.towardZero))))
+    }
+
+    /// d = max|x| / 127, q = round(x / d) half away from zero.
+    private static func q8_0(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer) {
+        var amax: Float = 0
+        for j in 0 ..< 32 { amax = Swift.max(amax, abs(x[j])) }
+        let d = amax / 127
+        let id: Float = d != 0 ? 1 / d : 0
+        storeHalf(d, y)
+        let qs = (y + 2).assumingMemoryBound(to: Int8.self)
+        for j in 0 ..< 32 { qs[j] = Int8(truncatingIfNeeded: Int((x[j] * id).rounded(.toNearestOrAwayFromZero))) }
+    }
+
+    /// d = max / −8 (the signed value of largest magnitude), q = min(15, trunc(x / d + 8.5)).
+    private static func q4_0(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer) {
+        let (max, _) = signedMaximum(x)
+        let d = max / -8
+        let id: Float = d != 0 ? 1 / d : 0
+        storeHalf(d, y)
+        let qs = (y + 2).assumingMemoryBound(to: UInt8.self)
+        for j in 0 ..< 16 {
+            let low = Swift.min(15, truncated(Float(8.5).addingProduct(x[j], id)))
+            let high = Swift.min(15, truncated(Float(8.5).addingProduct(x[j + 16], id)))
+            qs[j] = UInt8(truncatingIfNeeded: low) | UInt8(truncatingIfNeeded: high) << 4
+        }
+    }
+
+    /// d = (max − min) / 15, m = min, q = min(15, trunc((x − m) / d + ½)).
+    private static func q4_1(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer) {
+        let (low, high) = range(x)
+        let d = (high - low) / 15
+        let id: Float = d != 0 ? 1 / d : 0
+        storeHalf(d, y)
+        storeHalf(low, y + 2)
+        let qs = (y + 4).assumingMemoryBound(to: UInt8.self)
+        for j in 0 ..< 16 {
+            let a = Swift.min(15, truncated(Float(0.5).addingProduct(x[j] - low, id)))
+            let b = Swift.min(15, truncated(Float(0.5).addingProduct(x[j + 16] - low, id)))
+            qs[j] = UInt8(truncatingIfNeeded: a) | UInt8(truncatingIfNeeded: b) << 4
+        }
+    }
+
+    /// d = max / −16, q = min(31, trunc(x / d + 16.5)); fifth bits in a u32.
+    private static func q5_0(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer) {
+        let (max, _) = signedMaximum(x)
+        let d = max / -16
+        let id: Float = d != 0 ? 1 / d : 0
+        storeHalf(d, y)
+        var qh: UInt32 = 0
+        let qs = (y + 6).assumingMemoryBound(to: UInt8.self)
+        for j in 0 ..< 16 {
+            let a = UInt32(Swift.min(31, truncated(Float(16.5).addingProduct(x[j], id))))
+            let b = UInt32(Swift.min(31, truncated(Float(16.5).addingProduct(x[j + 16], id))))
+            qs[j] = UInt8(a & 0x0F) | UInt8(b & 0x0F) << 4
+            qh |= (a >> 4) << UInt32(j)
+            qh |= (b >> 4) << UInt32(j + 16)
+        }
+        (y + 2).storeBytes(of: qh.littleEndian, as: UInt32.self)
+    }
+
+    /// d = (max − min) / 31, m = min, q = trunc((x − m) / d + ½); fifth bits in a u32.
+    private static func q5_1(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer) {
+        let (low, high) = range(x)
+        let d = (high - low) / 31
+        let id: Float = d != 0 ? 1 / d : 0
+        storeHalf(d, y)
+        storeHalf(low, y + 2)
+        var qh: UInt32 = 0
+        let qs = (y + 8).assumingMemoryBound(to: UInt8.self)
+        for j in 0 ..< 16 {
+            let a = UInt32(truncatingIfNeeded: truncated(Float(0.5).addingProduct(x[j] - low, id))) & 0xFF
+            let b = UInt32(truncatingIfNeeded: truncated(Float(0.5).addingProduct(x[j + 16] - low, id))) & 0xFF
+            qs[j] = UInt8(a & 0x0F) | UInt8(b & 0x0F) << 4
+            qh |= ((a & 0x10) >> 4) << UInt32(j)
+            qh |= ((b & 0x10) >> 4) << UInt32(j + 16)
+        }
+        (y + 4).storeBytes(of: qh.littleEndian, as: UInt32.self)
+    }
+}
+
+extension GGMLQuantize {
+    /// The GGUF block type that holds a packed weight's values exactly, without rounding again,
+    /// when there is one: 32-wide groups in original column order, f16 scales, and
+    /// - 8-bit symmetric codes → Q8_0, 4-bit → Q4_0, 5-bit → Q5_0 (value = d·(code − 2^(b−1)));
+    /// - 4- or 5-bit codes with a float offset (value = d·code + m) → Q4_1 / Q5_1, or with
+    ///   integer zero points (m = −d·z, stored in f16).
+    package static func exactType(for packed: PackedWeight) -> DType? {
+        guard packed.granularity == .group(32), packed.columns % 32 == 0, packed.groupIndex == nil,
+            packed.codeFormat == .integer, packed.scaleType == .f16
+        else { return nil }
+        switch (packed.bits, packed.zero) {
+        case (8, .constant(128)): return .q8_0
+        case (4, .constant(8)): return .q4_0
+        case (5, .constant(16)): return .q5_0
+        case (4, .offset): return .q4_1
+        case (5, .offset): return .q5_1
+        case (4, .perGroup), (5, .perGroup):
+            // The codes and scales go in unchanged; the offset m = −scale·zero is stored in f16,
+            // which may round it (by at most half an f16 step of m).
+            return packed.bits == 4 ? .q4_1 : .q5_1
+        default: return nil
+        }
+    }
+
+    /// The packed weight's codes as GGUF blocks of `type` (which `exactType` chose for it).
+    package static func blocks(of packed: PackedWeight, as type: DType) -> [UInt8] {
+        let blocksPerRow = packed.columns / 32
+        let bytes = type.bytesPerBlock
+        var out = [UInt8](repeating: 0, count: packed.rows * blocksPerRow * bytes)
+        var codes = [UInt8](repeating: 0, count: 32)
+        packed.codes.withUnsafeBufferPointer { source in
+            out.withUnsafeMutableBytes { raw in
+                for row in 0 ..< packed.rows {
+                    let rowCodes = source.baseAddress! + row * packed.rowBytes
+                    for block in 0 ..< blocksPerRow {
+                        for j in 0 ..< 32 {
+                            codes[j] = PackedWeight.code(rowCodes, column: block * 32 + j, bits: packed.bits, rowBytes: packed.rowBytes)
+                        }
+                        let index = row * blocksPerRow + block
+                        let scale = packed.scales[index]
+                        let y = raw.baseAddress! + index * bytes
+                        storeHalf(scale, y)
+                        var offset: Float?
+                        switch packed.zero {
+                        case .offset(let offsets): offset = offsets[index]
+                        case .perGroup(let zeros): offset = -scale * zeros[index]
+                        case .constant: offset = nil
+                        }
+                        switch type {
+                        case .q8_0:
+                            for j in 0 ..< 32 { (y + 2 + j).storeBytes(of: Int8(Int(codes[j]) - 128), as: Int8.self) }
+                        case .q4_0, .q4_1:
+                            let start = type == .q4_0 ? 2 : 4
+                            if let offset { storeHalf(offset, y + 2) }
+                            for j in 0 ..< 16 { (y + start + j).storeBytes(of: codes[j] | codes[j + 16] << 4, as: UInt8.self) }
+                        case .q5_0, .q5_1:
+                            let (qhAt, start) = type == .q5_0 ? (2, 6) : (4, 8)
+                            if let offset { storeHalf(offset, y + 2) }
+                            var qh: UInt32 = 0
+                            for j in 0 ..< 16 {
+                                (y + start + j).storeBytes(of: (codes[j] & 0x0F) | (codes[j + 16] & 0x0F) << 4, as: UInt8.self)
+                                qh |= UInt32(codes[j] >> 4) << UInt32(j) | UInt32(codes[j + 16] >> 4) << UInt32(j + 16)
+                            }
+                            (y + qhAt).storeBytes(of: qh.littleEndian, as: UInt32.self)
+                        default:
+                            preconditionFailure("GGMLQuantize.blocks: \(type.rawValue)")
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+}
