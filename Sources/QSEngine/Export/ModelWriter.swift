@@ -120,7 +120,7 @@ package enum ModelWriter {
                     StrictJSON.Member("weights", group.key.json),
                     StrictJSON.Member("input_activations", .null), StrictJSON.Member("output_activations", .null),
                 ]
-                if formats.count > 1 { members.append(StrictJSON.Member("format", .string(group.key.format))) }
+                members.append(StrictJSON.Member("format", .string(group.key.format)))
                 configGroups.append(StrictJSON.Member("group_\(index)", .object(members)))
             }
             if !groups.isEmpty {

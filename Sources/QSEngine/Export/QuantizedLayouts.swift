@@ -32,22 +32,6 @@ package enum QuantizedLayouts {
         }
     }
 
-    /// compressed-tensors' `pack_to_int32`: ⌊32 / bits⌋ values per word, value `j` of a word at
-    /// bit `j · bits`, the last word of a row padded with zeros.
-    static func packWords(_ values: ArraySlice<UInt32>, bits: Int) -> [UInt32] {
-        let perWord = 32 / bits
-        var out = [UInt32](repeating: 0, count: (values.count + perWord - 1) / perWord)
-        for (i, value) in values.enumerated() { out[i / perWord] |= value << UInt32((i % perWord) * bits) }
-        return out
-    }
-
-    static func unpackWords(_ words: ArraySlice<UInt32>, bits: Int, count: Int) -> [UInt32] {
-        let perWord = 32 / bits
-        let mask = UInt32((1 << bits) - 1)
-        let base = words.startIndex
-        return (0 ..< count).map { i in (words[base + i / perWord] >> UInt32((i % perWord) * bits)) & mask }
-    }
-
     /// All codes of a packed weight, row-major.
     static func codes(_ packed: PackedWeight) -> [UInt32] {
         var out = [UInt32](repeating: 0, count: packed.rows * packed.columns)
@@ -245,8 +229,9 @@ extension QuantizedLayouts {
             actorder = packed.groupIndex != nil
         }
 
-        /// The format that stores it: int8 as `int-quantized`, float8 as `float-quantized`, the rest packed.
-        package var format: String { type == "float" ? "float-quantized" : bits == 8 ? "int-quantized" : "pack-quantized" }
+        /// The format that stores it: float8 as `float-quantized`, integer weights packed (8-bit
+        /// weight-only too, as llm-compressor writes W8A16; `int-quantized` is read).
+        package var format: String { type == "float" ? "float-quantized" : "pack-quantized" }
 
         package var json: StrictJSON {
             var members: [StrictJSON.Member] = [
@@ -282,10 +267,10 @@ extension QuantizedLayouts {
         let middle = UInt32(1 << (bits - 1))
         switch format {
         case "pack-quantized":
-            let perRow = (columns + 32 / bits - 1) / (32 / bits)
+            let perRow = (columns * bits + 31) / 32
             var words = [UInt32](repeating: 0, count: rows * perRow)
             for row in 0 ..< rows {
-                let packedRow = packWords(allCodes[row * columns ..< (row + 1) * columns], bits: bits)
+                let packedRow = packStream(Array(allCodes[row * columns ..< (row + 1) * columns]), bits: bits)
                 for (k, word) in packedRow.enumerated() { words[row * perRow + k] = word }
             }
             out.append(try Self.words(module + ".weight_packed", words, shape: [rows, perRow]))
@@ -304,7 +289,9 @@ extension QuantizedLayouts {
         }
         let groups = packed.granularity == .tensor ? 1 : packed.groupsPerRow
         let scaleShape = packed.granularity == .tensor ? [1] : [rows, groups]
-        let scaleType = packed.scaleType
+        // In f32, as llm-compressor writes them for an f32 model: every f16 or bf16 scale is
+        // exact in it, and the library multiplies in the scale's type.
+        let scaleType = DType.f32
         let scales = packed.scales
         out.append(try TensorToWrite(name: module + ".weight_scale", dtype: scaleType, shape: scaleShape) { buffer in
             try Converter.encode(scales, as: scaleType, into: buffer)
@@ -312,11 +299,11 @@ extension QuantizedLayouts {
         if case .perGroup(let zeros) = packed.zero {
             if format == "pack-quantized" {
                 // Packed along dim 0 (rows): the [rows, groups] matrix transposed, each group's column packed.
-                let perColumn = (rows + 32 / bits - 1) / (32 / bits)
+                let perColumn = (rows * bits + 31) / 32
                 var words = [UInt32](repeating: 0, count: perColumn * groups)
                 for group in 0 ..< groups {
-                    let column = ArraySlice((0 ..< rows).map { UInt32(zeros[$0 * groups + group]) })
-                    for (k, word) in packWords(column, bits: bits).enumerated() { words[k * groups + group] = word }
+                    let column = (0 ..< rows).map { UInt32(zeros[$0 * groups + group]) }
+                    for (k, word) in packStream(column, bits: bits).enumerated() { words[k * groups + group] = word }
                 }
                 out.append(try Self.words(module + ".weight_zero_point", words, shape: [perColumn, groups]))
             } else {
@@ -359,14 +346,14 @@ extension QuantizedLayouts {
                 throw EngineError(path: shapeTensor.file.path, subject: shapeTensor.name, "expected [out, in], got \(shape)")
             }
             (rows, columns) = (shape[0], shape[1])
-            let perRow = (columns + 32 / bits - 1) / (32 / bits)
+            let perRow = (columns * bits + 31) / 32
             guard packedTensor.shape == [rows, perRow] else {
                 throw EngineError(path: packedTensor.file.path, subject: packedTensor.name, "expected int32 [\(rows), \(perRow)] for \(bits)-bit codes of \(shape), got \(packedTensor.shape)")
             }
             let words = try int32Values(packedTensor)
             codes.reserveCapacity(rows * columns)
             for row in 0 ..< rows {
-                codes += unpackWords(words[row * perRow ..< (row + 1) * perRow], bits: bits, count: columns).map { UInt8($0) }
+                codes += unpackStream(Array(words[row * perRow ..< (row + 1) * perRow]), bits: bits, count: columns).map { UInt8($0) }
             }
         } else if let weight = tensor(module + ".weight"), weight.shape.count == 2 {
             (rows, columns) = (weight.shape[0], weight.shape[1])
@@ -402,11 +389,13 @@ extension QuantizedLayouts {
             throw EngineError(path: scaleTensor.file.path, subject: scaleTensor.name, "expected \(scaleCount) scales for \(scheme.strategy) \(rows)×\(columns), got shape \(scaleTensor.shape)")
         }
         let scales = try Dequantize.floats(scaleTensor)
+        // Scales stored wider than they need are counted at the narrowest type that holds them.
+        let scaleType: DType = [DType.f16, .bf16, .f32].first { type in scales.allSatisfy { PackedWeight.exact($0, in: type) } }!
         var zero = PackedWeight.ZeroPoint.constant(codeFormat == .e4m3 ? 0 : Float(middle))
         if let zeroTensor = tensor(module + ".weight_zero_point") {
             var zeros: [Float]
             if zeroTensor.dtype == .i32 && tensor(module + ".weight_packed") != nil {
-                let perColumn = (rows + 32 / bits - 1) / (32 / bits)
+                let perColumn = (rows * bits + 31) / 32
                 guard zeroTensor.shape == [perColumn, groups] else {
                     throw EngineError(path: zeroTensor.file.path, subject: zeroTensor.name, "expected int32 [\(perColumn), \(groups)], got \(zeroTensor.shape)")
                 }
@@ -414,7 +403,7 @@ extension QuantizedLayouts {
                 zeros = [Float](repeating: 0, count: rows * groups)
                 for group in 0 ..< groups {
                     let column = (0 ..< perColumn).map { words[$0 * groups + group] }
-                    for (row, value) in unpackWords(ArraySlice(column), bits: bits, count: rows).enumerated() { zeros[row * groups + group] = Float(value) }
+                    for (row, value) in unpackStream(column, bits: bits, count: rows).enumerated() { zeros[row * groups + group] = Float(value) }
                 }
             } else {
                 guard zeroTensor.count == scaleCount else {
@@ -437,6 +426,6 @@ extension QuantizedLayouts {
         return try PackedWeight(
             rows: rows, columns: columns, bits: bits, granularity: granularity,
             codes: PackedWeight.pack(codes, rows: rows, columns: columns, bits: bits), scales: scales,
-            scaleType: scaleTensor.dtype, zero: zero, groupIndex: groupIndex, codeFormat: codeFormat)
+            scaleType: scaleType, zero: zero, groupIndex: groupIndex, codeFormat: codeFormat)
     }
 }

@@ -79,7 +79,9 @@ enum QuantizedCheckpoint {
                     throw fail("format", "'\(match.format)' is not a compressed-tensors format qs reads (pack-quantized, int-quantized, float-quantized)")
                 }
                 let weight = try QuantizedLayouts.compressedWeight(module: module, scheme: match.scheme, format: match.format) { byName[$0] }
-                used.formUnion(["weight_packed", "weight_scale", "weight_zero_point", "weight_g_idx", "weight_shape", "weight"].map { module + "." + $0 })
+                // Static activation scales (FP8 W8A8) are the peer's runtime setting: qs evaluates
+                // the weights, so they are read past.
+                used.formUnion(["weight_packed", "weight_scale", "weight_zero_point", "weight_g_idx", "weight_shape", "weight", "input_scale", "input_zero_point"].map { module + "." + $0 })
                 packed.append((module + ".weight", weight))
             }
         default:
