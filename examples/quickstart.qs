@@ -1,0 +1,39 @@
+# The main job: compress SmolLM2-135M end to end and hand the result to the tools people
+# deploy with. Baseline, calibration, a pruning step, GPTQ for the MLP, 8-bit attention,
+# evaluation, a compressed-tensors folder transformers loads, a GGUF llama.cpp runs.
+# Run: qs run examples/quickstart.qs   (scripts/demo sets up, builds and fetches first)
+
+load smollm2-135m
+let out = "out/quickstart"
+let base = eval ppl shakespeare ctx=512 tokens=4096
+
+# 32 windows of 512 tokens of Hamlet-to-Lear Shakespeare, drawn with seed 0.
+calibrate shakespeare samples=32 seqlen=512
+
+# Prune first (a quantized layer is not pruned again): 20% of each MLP row by Wanda's score.
+prune layer.*.mlp.* 20% method=wanda
+
+# GPTQ for the MLP, int4 symmetric in groups of 32 (pruned weights stay zero): the grid of
+# llama.cpp's Q4_0, so the GGUF holds these codes as they are.
+quantize layer.*.mlp.* bits=4 group=32 method=gptq act_order
+
+# 8-bit attention by round-to-nearest, groups of 32: the grid of Q8_0.
+quantize layer.*.attn.* bits=8 group=32 clip=none
+
+let r = eval ppl shakespeare ctx=512 tokens=4096
+let k = eval kld shakespeare ctx=512 tokens=4096
+assert r.ppl < base.ppl * 1.5, "the compressed model lost too much: ppl {r.ppl} against {base.ppl}"
+
+let folder = save "{out}/smollm2-compressed" format=compressed-tensors overwrite
+let gguf = export "{out}/smollm2.gguf" overwrite
+
+print ""
+print "                     baseline     compressed"
+print "perplexity           {base.ppl}      {r.ppl}"
+print "KL divergence        0            {k.kld}   (top-1 agreement {k.top1})"
+print "size MB              {base.size_mb}        {r.size_mb}"
+print "bits per weight      {base.bits_per_weight}        {r.bits_per_weight}"
+print ""
+print "compressed-tensors:  {folder.path}   (transformers: AutoModelForCausalLM.from_pretrained)"
+print "GGUF:                {gguf.path}   ({gguf.size_mb} MB)"
+print "run it in llama.cpp: {gguf.run}"
