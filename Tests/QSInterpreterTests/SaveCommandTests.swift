@@ -102,6 +102,16 @@ import Testing
                 #expect(back.values == expected, "\(recipe) → \(format): \(name) values differ")
             }
             if dtype.isEmpty { #expect(try Self.logits(reloaded) == logits, "\(recipe) → \(format)") }
+            // compressed-tensors names the pruned layers: their zeros are their masks again.
+            if format == "compressed-tensors" {
+                let loaded = try #require(session.workspace.loaded), back = try #require(reloaded.workspace.loaded)
+                for name in loaded.weights.names {
+                    guard let mask = try loaded.weights.weight(name).mask else { continue }
+                    let again = try #require(try back.weights.weight(name).mask, "\(name) lost its mask")
+                    #expect(again.requested == (mask.requested == "2:4" ? "2:4" : nil))
+                    #expect((0 ..< mask.count).allSatisfy { mask.isKept($0) || !again.isKept($0) }, "\(name)")
+                }
+            }
         }
     }
 

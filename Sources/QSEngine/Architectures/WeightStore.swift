@@ -45,6 +45,14 @@ package final class WeightStore: @unchecked Sendable {
         for (name, packed) in checkpoint.packedWeights {
             original[name] = try? Weight(packed: packed)
         }
+        // A saved pruned model's masks are its zeros.
+        for (module, structure) in checkpoint.prunedModules {
+            let name = module + ".weight"
+            guard let weight = original[name], let values = try? weight.floats() else { continue }
+            var mask = PruningMask(kept: values.map { $0 != 0 })
+            mask.requested = structure
+            if let masked = try? weight.withMask(mask) { original[name] = masked }
+        }
     }
 
     /// Every tensor's name, in checkpoint order.

@@ -57,15 +57,20 @@ package enum GGMLQuantize {
         return (max, amax)
     }
 
+    /// The block's minimum m and 1/d for d = (max − m) / levels, with d and m stored as f16 at
+    /// the start of the block (Q4_1, Q5_1).
     @inline(__always)
-    private static func range(_ x: UnsafePointer<Float>) -> (min: Float, max: Float) {
+    private static func offsetGrid(_ x: UnsafePointer<Float>, levels: Float, _ y: UnsafeMutableRawPointer) -> (min: Float, id: Float) {
         var low = Float.greatestFiniteMagnitude
         var high = -Float.greatestFiniteMagnitude
         for j in 0 ..< 32 {
             low = Swift.min(low, x[j])
             high = Swift.max(high, x[j])
         }
-        return (low, high)
+        let d = (high - low) / levels
+        storeHalf(d, y)
+        storeHalf(low, y + 2)
+        return (low, d != 0 ? 1 / d : 0)
     }
 
     /// C's `(int8_t)(v)` for the values these quantizers produce: truncation toward zero.
@@ -102,11 +107,7 @@ package enum GGMLQuantize {
 
     /// d = (max − min) / 15, m = min, q = min(15, trunc((x − m) / d + ½)).
     private static func q4_1(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer) {
-        let (low, high) = range(x)
-        let d = (high - low) / 15
-        let id: Float = d != 0 ? 1 / d : 0
-        storeHalf(d, y)
-        storeHalf(low, y + 2)
+        let (low, id) = offsetGrid(x, levels: 15, y)
         let qs = (y + 4).assumingMemoryBound(to: UInt8.self)
         for j in 0 ..< 16 {
             let a = Swift.min(15, truncated(Float(0.5).addingProduct(x[j] - low, id)))
@@ -135,11 +136,7 @@ package enum GGMLQuantize {
 
     /// d = (max − min) / 31, m = min, q = trunc((x − m) / d + ½); fifth bits in a u32.
     private static func q5_1(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer) {
-        let (low, high) = range(x)
-        let d = (high - low) / 31
-        let id: Float = d != 0 ? 1 / d : 0
-        storeHalf(d, y)
-        storeHalf(low, y + 2)
+        let (low, id) = offsetGrid(x, levels: 31, y)
         var qh: UInt32 = 0
         let qs = (y + 8).assumingMemoryBound(to: UInt8.self)
         for j in 0 ..< 16 {

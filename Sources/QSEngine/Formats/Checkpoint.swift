@@ -27,6 +27,9 @@ package final class Checkpoint: @unchecked Sendable {
     /// The quantized layers of a GPTQ or compressed-tensors folder, by weight name
     /// (`<module>.weight`), read into packed weights; their stored parts are not in `tensors`.
     package let packedWeights: [(name: String, packed: PackedWeight)]
+    /// Modules a compressed-tensors `sparsity_config` names as pruned (with "2:4" or nil for
+    /// unstructured): their zeros become their masks when the model is built.
+    package var prunedModules: [String: String?] = [:]
 
     init(
         path: String, format: CheckpointFormat, config: ModelConfig?, tensors: [StoredTensor],
@@ -82,9 +85,11 @@ package final class Checkpoint: @unchecked Sendable {
         let (tensors, packed) = try QuantizedCheckpoint.unpack(stored, configPath: configPath)
         let companions = companionNames.map { (path as NSString).appendingPathComponent($0) }
             .filter { FileAccess.kind($0) == .regular }
-        return Checkpoint(
+        let checkpoint = Checkpoint(
             path: path, format: .safetensors, config: config, tensors: tensors, metadata: metadata,
             companionFiles: companions, gguf: nil, packedWeights: packed)
+        checkpoint.prunedModules = QuantizedCheckpoint.prunedModules(configPath: configPath)
+        return checkpoint
     }
 
     private static func openGGUF(_ path: String) throws -> Checkpoint {

@@ -1,5 +1,21 @@
 import Foundation
 
+extension QuantizedCheckpoint {
+    /// The modules a compressed-tensors `sparsity_config` names as pruned, with its structure
+    /// ("2:4", or nil for unstructured): their zeros are their masks again when loaded.
+    static func prunedModules(configPath: String) -> [String: String?] {
+        guard let data = try? FileAccess.contents(configPath, expected: "config.json", limit: 64 << 20),
+            let json = try? StrictJSON.parse([UInt8](data)), let sparsity = json["quantization_config"]?["sparsity_config"],
+            case .array(let targets)? = sparsity["targets"]
+        else { return [:] }
+        var structure: String?
+        if case .string(let text)? = sparsity["sparsity_structure"], text.contains(":") { structure = text }
+        var out: [String: String?] = [:]
+        for case .string(let module) in targets { out[module] = structure }
+        return out
+    }
+}
+
 /// Reads the quantized layers of a GPTQ or compressed-tensors folder (its config.json's
 /// `quantization_config`) into packed weights named `<module>.weight`, so that the model loads
 /// as the same packed representation qs quantizes into, with no conversion step.
