@@ -10,7 +10,8 @@ Writes Tests/QSEngineTests/Fixtures/export/ggml_quants.json:
    "unsupported": [types whose quantize raised NotImplementedError],
    "unsupported_errors": {type: the error message}}
 Each input is 16 rows of 256 values, quantized as one [16, 256] array (row-major, so the blocks
-follow the flat input in order). Run once; tests never run it. Needs: gguf, numpy.
+follow the flat input in order). Run once; tests never run it. Needs: gguf, numpy. Run with any
+python3: when `import gguf` fails it creates .build/venv-gguf and runs itself there, i.e.
   python3 -m venv .build/venv-gguf && .build/venv-gguf/bin/pip install gguf numpy
   .build/venv-gguf/bin/python scripts/reference/make_ggml_quant_fixtures.py
 """
@@ -19,13 +20,29 @@ import importlib.metadata
 import json
 import os
 import struct
-
-import gguf
-import numpy as np
-from gguf import GGMLQuantizationType as Q
+import subprocess
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
+
+try:
+    import gguf  # noqa: F401
+except ImportError:
+    if os.environ.get("QS_GGUF_REEXEC"):
+        raise
+    venv = os.path.join(ROOT, ".build", "venv-gguf")
+    python = os.path.join(venv, "bin", "python")
+    if subprocess.run([python, "-c", "import gguf"], capture_output=True).returncode != 0:
+        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+        subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q", "gguf", "numpy"], check=True)
+    os.environ["QS_GGUF_REEXEC"] = "1"
+    os.execv(python, [python, os.path.abspath(__file__)] + sys.argv[1:])
+
+import gguf  # noqa: E402
+import numpy as np  # noqa: E402
+from gguf import GGMLQuantizationType as Q  # noqa: E402
+
 OUT = os.path.join(ROOT, "Tests", "QSEngineTests", "Fixtures", "export", "ggml_quants.json")
 LLAMA = os.path.join(ROOT, "Tests", "QSEngineTests", "Fixtures", "arch", "llama", "model.safetensors")
 ROWS, COLS = 16, 256

@@ -25,7 +25,7 @@ Run once; tests never run it. Needs llm-compressor (torch, transformers, compres
 datasets, safetensors). Run with any python3: when `import llmcompressor` fails it creates
 .build/venv-llmc (CPU torch) and runs itself there:
   python3 -m venv .build/venv-llmc
-  .build/venv-llmc/bin/pip install --index-url https://download.pytorch.org/whl/cpu torch
+  .build/venv-llmc/bin/pip install --index-url https://download.pytorch.org/whl/cpu torch  # or a local CPU wheel
   .build/venv-llmc/bin/pip install llmcompressor==0.14.0.1
   .build/venv-llmc/bin/python scripts/reference/make_llmcompressor_fixtures.py
 """
@@ -50,8 +50,8 @@ except ImportError:
                         if w.startswith("torch-") and "+cpu" in w)
         if wheels:
             subprocess.run(pip + [os.path.join("/opt/wheels", wheels[0])], check=True)
-        else:
-            subprocess.run(pip + ["--index-url", "https://download.pytorch.org/whl/cpu", "torch"], check=True)
+        elif subprocess.run(pip + ["--index-url", "https://download.pytorch.org/whl/cpu", "torch"]).returncode != 0:
+            subprocess.run(pip + ["torch"], check=True)  # the CPU index unreachable: the default build
         subprocess.run(pip + ["llmcompressor==0.14.0.1"], check=True)
     os.environ["QS_LLMC_REEXEC"] = "1"
     os.execv(python, [python, os.path.abspath(__file__)] + sys.argv[1:])
