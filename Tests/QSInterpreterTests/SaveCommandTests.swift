@@ -282,7 +282,6 @@ import Testing
         refused("save \"\(out.path)\"", "already exists")
         refused("export \"\(out.path)/m.bin\"", ".gguf")
         refused("export \"\(out.path)/m.gguf\" type=q4_0", "requantize")
-        refused("export \"\(out.path)/m.gguf\" type=q4_k", "not written yet")
         refused("export \"\(out.path)/missing/m.gguf\"", "does not exist")
         #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("m.gguf").path))
         // GPT-2's configuration cannot describe removed heads; BERT has no llama.cpp GGUF here.

@@ -14,6 +14,7 @@ package enum GGMLQuantize {
     /// Quantizes `count` values (a multiple of 32) into blocks of `type`, written to `out`
     /// (count / 32 × the type's block bytes).
     package static func quantize(_ values: UnsafePointer<Float>, count: Int, as type: DType, into out: UnsafeMutableRawPointer) {
+        if superBlockTypes.contains(type) { return quantizeSuperBlocks(values, count: count, as: type, into: out) }
         precondition(count % 32 == 0, "GGMLQuantize: \(count) values are not whole blocks of 32")
         let blocks = count / 32
         let bytes = type.bytesPerBlock
@@ -33,7 +34,7 @@ package enum GGMLQuantize {
 
     /// `values` as blocks of `type`.
     package static func quantize(_ values: [Float], as type: DType) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: values.count / 32 * type.bytesPerBlock)
+        var out = [UInt8](repeating: 0, count: values.count / type.blockSize * type.bytesPerBlock)
         values.withUnsafeBufferPointer { source in
             out.withUnsafeMutableBytes { quantize(source.baseAddress!, count: values.count, as: type, into: $0.baseAddress!) }
         }

@@ -15,7 +15,9 @@ package enum GGUFExportType: String, CaseIterable, Sendable {
         case .q4_1: .q4_1
         case .q5_0: .q5_0
         case .q5_1: .q5_1
-        case .q4_k, .q6_k, .auto: nil
+        case .q4_k: .q4_K
+        case .q6_k: .q6_K
+        case .auto: nil
         }
     }
 }
@@ -48,9 +50,6 @@ package enum GGUFExporter {
         let config = model.config
         guard LlamaFamily.architectures.contains(config.architecture) else {
             throw EngineError("export writes GGUF for the llama family (llama, mistral, qwen2) that llama.cpp runs; this model is \(config.architecture.rawValue) (save it as a Hugging Face folder instead)")
-        }
-        if type == .q4_k || type == .q6_k {
-            throw EngineError("type=\(type.rawValue) is not written yet: qs writes f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1 and auto")
         }
         let naming = LlamaFamily.ggufNaming(ggufArchitecture(config))!
         let weights = model.weights
@@ -109,12 +108,14 @@ package enum GGUFExporter {
                     how = .quantized
                 }
             }
-            // The vocabulary projection stays at 8 bits under a 4- or 5-bit type, as llama.cpp
-            // keeps its output (Q6_K, or Q8_0 where rows are not whole 256-blocks).
-            if name == outputName, [.q4_0, .q4_1, .q5_0, .q5_1].contains(type), how != .exact {
-                target = .q8_0
+            // The vocabulary projection stays at 6 or 8 bits under a 4- or 5-bit type, as
+            // llama.cpp keeps its output (Q6_K, or Q8_0 where rows are not whole 256-blocks).
+            if name == outputName, [.q4_0, .q4_1, .q5_0, .q5_1, .q4_k].contains(type), how != .exact {
+                target = columns % 256 == 0 ? .q6_K : .q8_0
             }
-            // Rows that are not whole blocks stay F16.
+            // Rows that are not whole super-blocks take llama.cpp's fallback (Q4_K → Q5_0,
+            // Q6_K → Q8_0); rows that are not whole 32-blocks stay F16.
+            if target.blockSize == 256 && columns % 256 != 0 { target = target == .q6_K ? .q8_0 : .q5_0 }
             if target.isQuantized && columns % target.blockSize != 0 { target = .f16 }
             entries.append(GGUFExportEntry(name: name, ggufName: ggufName, type: target, how: how))
         }
@@ -143,7 +144,7 @@ package enum GGUFExporter {
     /// Writes the GGUF.
     package static func write(
         _ model: BlockModel, checkpoint: Checkpoint, tokenizer: Tokenizer?, name: String, plan: [GGUFExportEntry], to path: String,
-        progress: ((Int, Int) throws -> Void)? = nil
+        requested: GGUFExportType = .auto, progress: ((Int, Int) throws -> Void)? = nil
     ) throws {
         let structure = try ModelStructure(model)
         let config = structure.applied(to: model.config)
@@ -153,7 +154,7 @@ package enum GGUFExporter {
         add("general.architecture", .string(arch))
         add("general.name", .string(checkpoint.metadata["general.name"] ?? name))
         add("general.quantization_version", .uint32(2))
-        add("general.file_type", .uint32(fileType(plan)))
+        add("general.file_type", .uint32(fileType(plan, requested: requested)))
         add("\(arch).context_length", .uint32(UInt32(config.maxPositionEmbeddings)))
         add("\(arch).embedding_length", .uint32(UInt32(config.hiddenSize)))
         add("\(arch).block_count", .uint32(UInt32(config.numHiddenLayers)))
@@ -190,12 +191,16 @@ package enum GGUFExporter {
         try GGUFWriter.write(metadata: metadata, tensors: tensors, to: path, protecting: [checkpoint.path], progress: progress)
     }
 
-    /// llama.cpp's `general.file_type` for the type most of the matrices' elements are in.
-    static func fileType(_ plan: [GGUFExportEntry]) -> UInt32 {
-        var counts: [DType: Int] = [:]
-        for entry in plan where entry.type != .f32 { counts[entry.type, default: 0] += 1 }
-        let main = counts.max { ($0.value, $0.key.rawValue) < ($1.value, $1.key.rawValue) }?.key ?? .f32
-        let table: [DType: UInt32] = [.f32: 0, .f16: 1, .q4_0: 2, .q4_1: 3, .q8_0: 7, .q5_0: 8, .q5_1: 9, .bf16: 32]
+    /// llama.cpp's `general.file_type`: the type asked for (Q4_K as llama.cpp's Q4_K_S), or for
+    /// `auto` the type most matrices are in.
+    static func fileType(_ plan: [GGUFExportEntry], requested: GGUFExportType) -> UInt32 {
+        var main = requested.dtype ?? .f32
+        if requested == .auto {
+            var counts: [DType: Int] = [:]
+            for entry in plan where entry.type != .f32 { counts[entry.type, default: 0] += 1 }
+            main = counts.max { ($0.value, $0.key.rawValue) < ($1.value, $1.key.rawValue) }?.key ?? .f32
+        }
+        let table: [DType: UInt32] = [.f32: 0, .f16: 1, .q4_0: 2, .q4_1: 3, .q8_0: 7, .q5_0: 8, .q5_1: 9, .q4_K: 14, .q6_K: 18, .bf16: 32]
         return table[main] ?? 0
     }
 

@@ -107,8 +107,8 @@ enum ExportCommand: Command {
     static let spec = CommandSpec(
         "export", summary: "Export the model as held now to a GGUF file that llama.cpp runs.",
         discussion: """
-            Writes GGUF v3 with the llama family's metadata (llama.cpp's llama architecture for llama and mistral, qwen2 for qwen2), the tokenizer (tokenizer.ggml.*: copied from a GGUF source, else written from tokenizer.json) and every tensor, q and k rows permuted for rotary embedding as convert_hf_to_gguf.py does. `type=` sets the matrices' type: f32, f16, bf16, or llama.cpp's q8_0, q4_0, q4_1, q5_0, q5_1, quantized by the reference rounding (bit-identical to llama.cpp's quantizer); norms and biases stay f32, and under a 4- or 5-bit type the vocabulary projection is q8_0, as llama.cpp keeps its output at 8 bits. `type=auto` (the default) keeps what the session made: a layer quantized by qs whose grid a GGUF type holds is written in it without rounding again (int8 sym g32 as Q8_0, int4 sym g32 as Q4_0, int4 with offsets or exact zero points g32 as Q4_1, 5-bit as Q5_0/Q5_1), other quantized layers are quantized again to the nearest type (named in the output), unquantized ones f16.
-            An explicit type that would round an already quantized layer again is refused, naming the layers and what would happen, unless `requantize` is given. q4_k and q6_k are not written yet. The file is written under a temporary name and renamed when complete; an existing file needs `overwrite`, and the loaded model's own file is never written to.
+            Writes GGUF v3 with the llama family's metadata (llama.cpp's llama architecture for llama and mistral, qwen2 for qwen2), the tokenizer (tokenizer.ggml.*: copied from a GGUF source, else written from tokenizer.json) and every tensor, q and k rows permuted for rotary embedding as convert_hf_to_gguf.py does. `type=` sets the matrices' type: f32, f16, bf16, or llama.cpp's q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q6_k, quantized by llama.cpp's reference rounding (q8_0 to q5_1 bit-identical to its quantizer); norms and biases stay f32; under a 4- or 5-bit type the vocabulary projection is q6_k (q8_0 where its rows are not whole 256-blocks), as llama.cpp keeps its output; rows that are not whole 256-blocks take llama.cpp's fallback (q4_k → q5_0, q6_k → q8_0). `type=auto` (the default) keeps what the session made: a layer quantized by qs whose grid a GGUF type holds is written in it without rounding again (int8 sym g32 as Q8_0, int4 sym g32 as Q4_0, int4 with offsets or exact zero points g32 as Q4_1, 5-bit as Q5_0/Q5_1), other quantized layers are quantized again to the nearest type (named in the output), unquantized ones f16.
+            An explicit type that would round an already quantized layer again is refused, naming the layers and what would happen, unless `requantize` is given. The file is written under a temporary name and renamed when complete; an existing file needs `overwrite`, and the loaded model's own file is never written to.
             """,
         positionals: [ArgumentSpec("file", .path, help: "the output .gguf", required: true)],
         options: [ArgumentSpec("type", .word, help: "the matrices' type", default: .word("auto"), allowed: GGUFExportType.allCases.map(\.rawValue))],
@@ -142,7 +142,7 @@ enum ExportCommand: Command {
         let bar = ProgressBar(label: "export", unit: "tensors")
         try GGUFExporter.write(
             loaded.model, checkpoint: loaded.checkpoint, tokenizer: loaded.tokenizer, name: loaded.name, plan: plan, to: path,
-            progress: { done, total in
+            requested: type, progress: { done, total in
                 if session.isCancelled() { throw EngineError.cancelled }
                 bar.update(done, of: total)
             })
