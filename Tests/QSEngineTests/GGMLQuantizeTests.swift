@@ -37,4 +37,39 @@ import Testing
             #expect(differing.isEmpty, "\(fixtureCase.type) on \(fixtureCase.input): \(differing.count) blocks differ, first \(differing.first ?? -1)")
         }
     }
+
+    /// The super-block types against llama.cpp's own quantizer (llama_model_quantize through
+    /// llama-cpp-python, no importance matrix: scripts/reference/make_kquant_fixtures.py) on the
+    /// weights of a tiny llama with special rows (zeros, outliers, constants, tiny values, wide
+    /// sub-block ranges).
+    @Test func superBlocksAgainstLlamaCpp() throws {
+        let url = Bundle.module.url(forResource: "Fixtures/export/kquants", withExtension: "json")!
+        let fixture = try JSONDecoder().decode(Fixture.self, from: Data(contentsOf: url))
+        let inputs = Dictionary(uniqueKeysWithValues: fixture.inputs.map { input -> (String, [Float]) in
+            let bytes = Data(base64Encoded: input.f32)!
+            return (input.name, bytes.withUnsafeBytes { raw in (0 ..< bytes.count / 4).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) } })
+        })
+        var compared = 0
+        var identical = 0
+        var report: [String] = []
+        for fixtureCase in fixture.cases {
+            guard let type = DType(rawValue: fixtureCase.type.replacingOccurrences(of: "_K", with: "_K").lowercased().replacingOccurrences(of: "_k", with: "_K")),
+                GGMLQuantize.superBlockTypes.contains(type) || GGMLQuantize.types.contains(type)
+            else { continue }
+            let values = try #require(inputs[fixtureCase.input])
+            let expected = [UInt8](Data(base64Encoded: fixtureCase.blocks)!)
+            let blocks = GGMLQuantize.quantize(values, as: type)
+            #expect(blocks.count == expected.count)
+            let count = blocks.count / type.bytesPerBlock
+            let same = (0 ..< count).filter { block in
+                let range = block * type.bytesPerBlock ..< (block + 1) * type.bytesPerBlock
+                return blocks[range] == expected[range]
+            }.count
+            compared += count
+            identical += same
+            if same != count { report.append("\(fixtureCase.type) \(fixtureCase.input): \(count - same) of \(count) differ") }
+        }
+        #expect(compared >= 1000)
+        #expect(identical == compared, "\(report.joined(separator: "; "))")
+    }
 }
