@@ -11,6 +11,9 @@
 typedef void (*qs_sgemm_fn)(int order, int transA, int transB, int m, int n, int k, float alpha,
                             const float *a, int lda, const float *b, int ldb, float beta, float *c,
                             int ldc);
+// y = alpha * op(A) x + beta * y: one row times a matrix, reading A once without packing it.
+typedef void (*qs_sgemv_fn)(int order, int trans, int m, int n, float alpha, const float *a, int lda, const float *x,
+                            int incx, float beta, float *y, int incy);
 typedef void (*qs_set_threads_fn)(int);
 // C = alpha * AᵀA + beta * C (trans) on one triangle of C: what X^T X needs, in half the work.
 typedef void (*qs_ssyrk_fn)(int order, int uplo, int trans, int n, int k, float alpha, const float *a, int lda,
@@ -33,6 +36,7 @@ static inline qs_get_threads_fn qs_blas_get_threads(void *handle) {
     return (qs_get_threads_fn)dlsym(handle, "openblas_get_num_threads");
 }
 static inline qs_ssyrk_fn qs_blas_ssyrk(void *handle) { return (qs_ssyrk_fn)dlsym(handle, "cblas_ssyrk"); }
+static inline qs_sgemv_fn qs_blas_sgemv(void *handle) { return (qs_sgemv_fn)dlsym(handle, "cblas_sgemv"); }
 static inline qs_dpotrf_fn qs_lapack_dpotrf(void *handle) { return (qs_dpotrf_fn)dlsym(handle, "dpotrf_"); }
 static inline qs_dpotri_fn qs_lapack_dpotri(void *handle) { return (qs_dpotri_fn)dlsym(handle, "dpotri_"); }
 static inline qs_corename_fn qs_blas_corename(void *handle) {

@@ -30,6 +30,11 @@ struct GEMMCase: Sendable, CustomTestStringConvertible {
         GEMMCase(m: 129, n: 1, k: 257, transB: true, alpha: 0.75, beta: 1, pad: 2),
         GEMMCase(m: 64, n: 200, k: 96, transB: true, beta: 0.5, pad: 7),
         GEMMCase(m: 1, n: 1, k: 1, transA: true, transB: true, alpha: 3, beta: -2, pad: 1),
+        // One row goes through the matrix-vector product, in both layouts of B.
+        GEMMCase(m: 1, n: 300, k: 129, transB: true, pad: 3),
+        GEMMCase(m: 1, n: 300, k: 129, alpha: 0.5, beta: 0.5, pad: 2),
+        GEMMCase(m: 1, n: 37, k: 1000, transB: true, alpha: -1, beta: 1),
+        GEMMCase(m: 1, n: 2049, k: 64, pad: 1),
     ]
 
     /// Runs `test` through the pointer API on padded buffers whose padding is NaN, and checks

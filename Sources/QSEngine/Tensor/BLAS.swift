@@ -73,6 +73,7 @@ package enum BLAS {
         // @unchecked: C function pointers into a library that is never closed; OpenBLAS's
         // functions may be called from any thread.
         let sgemm: qs_sgemm_fn
+        let sgemv: qs_sgemv_fn
         let ssyrk: qs_ssyrk_fn
         let dpotrf: qs_dpotrf_fn
         let dpotri: qs_dpotri_fn
@@ -155,6 +156,7 @@ package enum BLAS {
         }
         let sgemm = try symbol("cblas_sgemm", qs_blas_sgemm)
         let ssyrk = try symbol("cblas_ssyrk", qs_blas_ssyrk)
+        let sgemv = try symbol("cblas_sgemv", qs_blas_sgemv)
         let dpotrf = try symbol("dpotrf_", qs_lapack_dpotrf)
         let dpotri = try symbol("dpotri_", qs_lapack_dpotri)
         let setThreads = try symbol("openblas_set_num_threads", qs_blas_set_threads)
@@ -163,7 +165,7 @@ package enum BLAS {
         setThreads(Int32(clamping: ThreadCount.configured))
         let name = coreName().map { String(cString: $0).trimmingCharacters(in: .whitespaces) }
         return Library(
-            sgemm: sgemm, ssyrk: ssyrk, dpotrf: dpotrf, dpotri: dpotri, setThreads: setThreads, getThreads: getThreads,
+            sgemm: sgemm, sgemv: sgemv, ssyrk: ssyrk, dpotrf: dpotrf, dpotri: dpotri, setThreads: setThreads, getThreads: getThreads,
             coreName: name ?? "unknown", chosenBy: chosenBy)
     }
 }

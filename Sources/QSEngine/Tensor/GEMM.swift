@@ -26,6 +26,19 @@ package enum GEMM {
             scale(c, rows: m, columns: n, ldc: ldc, by: beta)
             return
         }
+        // One row (decoding a token): a matrix-vector product reads B once where sgemm would
+        // first copy all of it into its packed layout.
+        if m == 1 && !transA {
+            // beta 0 writes C without reading it, as sgemm does.
+            if beta == 0 { c.update(repeating: 0, count: n) }
+            BLAS.threadPoolLock.reading {
+                // C[1, n] = a · op(B): op(B) = B (k×n) is Bᵀ·a; op(B) = Bᵀ (B stored n×k) is B·a.
+                BLAS.library.sgemv(
+                    Int32(QS_CBLAS_ROW_MAJOR), Int32(transB ? QS_CBLAS_NO_TRANS : QS_CBLAS_TRANS),
+                    Int32(transB ? n : k), Int32(transB ? k : n), alpha, b, Int32(ldb), a, 1, beta, c, 1)
+            }
+            return
+        }
         // Products may run side by side; a change of thread count waits for them (OpenBLAS
         // resizes its thread pool in openblas_set_num_threads).
         BLAS.threadPoolLock.reading {
