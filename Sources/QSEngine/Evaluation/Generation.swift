@@ -61,7 +61,7 @@ package enum Generator {
         let cache = model.makeCache(capacity: capacity)
         var random = SeededGenerator(seed: sampling.seed)
         let start = Date()
-        var logits = try model.forward(prompt, cache: cache, conversions: conversions, isCancelled: isCancelled)
+        var logits = try model.forward(prompt, cache: cache, conversions: conversions, lastRowOnly: true, isCancelled: isCancelled)
         let prefill = Date().timeIntervalSince(start)
         var generated: [Int] = []
         let decodeStart = Date()
