@@ -38,6 +38,19 @@ import Testing
         }
     }
 
+    /// A block of SmolLM2 (layer 0's down projection, row 287, columns 1312–1343) where x·id is
+    /// exactly −4.5: rounded apart, −4.5 + 8.5 = 4 (llama.cpp's code); fused into one rounding it
+    /// is 3.9999998 and truncates to 3. scripts/bench/quantize found it.
+    @Test func q4_0RoundsTheProductAndTheOffsetApart() {
+        var block = [Float](repeating: 0, count: 32)
+        block[0] = -0.494140625
+        block[1] = -0.2779541015625
+        let d = block[0] / -8
+        #expect(block[1] * (1 / d) == -4.5)
+        let bytes = GGMLQuantize.quantize(block, as: .q4_0)
+        #expect(bytes[3] & 0x0F == 4)
+    }
+
     /// The super-block types against llama.cpp's own quantizer (llama_model_quantize through
     /// llama-cpp-python, no importance matrix: scripts/reference/make_kquant_fixtures.py) on the
     /// weights of a tiny llama with special rows (zeros, outliers, constants, tiny values, wide

@@ -27,4 +27,17 @@ int qs_kernels_use_avx512(void);
 /// the other, never neither. 0 on success, -1 with errno set (ENOSYS, EINVAL where the file
 /// system cannot).
 int qs_exchange_paths(const char *first, const char *second);
+
+/// y[r - row_begin] = Σ_c x[c] · W[r][c] for rows row_begin..<row_end of a matrix stored as GGUF
+/// blocks of `type` (ggml type ids: 8 Q8_0, 2 Q4_0, 3 Q4_1), each row `cols` values (a multiple
+/// of 32) in `row_bytes` bytes; `isa` 2 AVX-512, 1 AVX2 + FMA, 0 portable (lowered to what the
+/// CPU has). Returns -1 for a type or width it does not take, 0 otherwise.
+int qs_matvec_blocks(int type, const void *weights, long row_bytes, const float *x, long cols, float *y, long row_begin,
+                     long row_end, int isa);
+
+/// Whether `qs_matvec_blocks` takes this ggml type.
+int qs_matvec_blocks_supported(int type);
+
+/// The widest vector path this CPU runs: 2 AVX-512 (F, BW), 1 AVX2 with FMA, 0 none.
+int qs_kernels_best_isa(void);
 #endif

@@ -3,7 +3,8 @@ import Foundation
 /// Quantization of fp32 rows into GGUF's 32-value block types, the reference way llama.cpp's
 /// quantizer does it (ggml-quants.c `quantize_row_*_ref`, mirrored by the `gguf` package's
 /// quants.py), so that qs's Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 blocks are bit-identical to
-/// llama.cpp's for the same input. llama.cpp is built with FMA here, so `x·id + ½` rounds once.
+/// llama.cpp's for the same input. `x·id` and `+ ½` round separately, as ggml-quants.c is compiled
+/// (no FMA contraction) and as the `gguf` package computes them.
 ///
 /// Written here rather than linked: llama.cpp is not a Debian library qs can depend on, and
 /// the reference quantizers are a few lines each.
@@ -100,8 +101,8 @@ package enum GGMLQuantize {
         storeHalf(d, y)
         let qs = (y + 2).assumingMemoryBound(to: UInt8.self)
         for j in 0 ..< 16 {
-            let low = Swift.min(15, truncated(Float(8.5).addingProduct(x[j], id)))
-            let high = Swift.min(15, truncated(Float(8.5).addingProduct(x[j + 16], id)))
+            let low = Swift.min(15, truncated(x[j] * id + 8.5))
+            let high = Swift.min(15, truncated(x[j + 16] * id + 8.5))
             qs[j] = UInt8(truncatingIfNeeded: low) | UInt8(truncatingIfNeeded: high) << 4
         }
     }
@@ -111,8 +112,8 @@ package enum GGMLQuantize {
         let (low, id) = offsetGrid(x, levels: 15, y)
         let qs = (y + 4).assumingMemoryBound(to: UInt8.self)
         for j in 0 ..< 16 {
-            let a = Swift.min(15, truncated(Float(0.5).addingProduct(x[j] - low, id)))
-            let b = Swift.min(15, truncated(Float(0.5).addingProduct(x[j + 16] - low, id)))
+            let a = Swift.min(15, truncated((x[j] - low) * id + 0.5))
+            let b = Swift.min(15, truncated((x[j + 16] - low) * id + 0.5))
             qs[j] = UInt8(truncatingIfNeeded: a) | UInt8(truncatingIfNeeded: b) << 4
         }
     }
@@ -126,8 +127,8 @@ package enum GGMLQuantize {
         var qh: UInt32 = 0
         let qs = (y + 6).assumingMemoryBound(to: UInt8.self)
         for j in 0 ..< 16 {
-            let a = UInt32(Swift.min(31, truncated(Float(16.5).addingProduct(x[j], id))))
-            let b = UInt32(Swift.min(31, truncated(Float(16.5).addingProduct(x[j + 16], id))))
+            let a = UInt32(Swift.min(31, truncated(x[j] * id + 16.5)))
+            let b = UInt32(Swift.min(31, truncated(x[j + 16] * id + 16.5)))
             qs[j] = UInt8(a & 0x0F) | UInt8(b & 0x0F) << 4
             qh |= (a >> 4) << UInt32(j)
             qh |= (b >> 4) << UInt32(j + 16)
@@ -141,8 +142,8 @@ package enum GGMLQuantize {
         var qh: UInt32 = 0
         let qs = (y + 8).assumingMemoryBound(to: UInt8.self)
         for j in 0 ..< 16 {
-            let a = UInt32(truncatingIfNeeded: truncated(Float(0.5).addingProduct(x[j] - low, id))) & 0xFF
-            let b = UInt32(truncatingIfNeeded: truncated(Float(0.5).addingProduct(x[j + 16] - low, id))) & 0xFF
+            let a = UInt32(truncatingIfNeeded: truncated((x[j] - low) * id + 0.5)) & 0xFF
+            let b = UInt32(truncatingIfNeeded: truncated((x[j + 16] - low) * id + 0.5)) & 0xFF
             qs[j] = UInt8(a & 0x0F) | UInt8(b & 0x0F) << 4
             qh |= ((a & 0x10) >> 4) << UInt32(j)
             qh |= ((b & 0x10) >> 4) << UInt32(j + 16)

@@ -8,6 +8,10 @@ package enum WeightProduct {
     /// reads it.
     static let tileElements = 1 << 18
 
+    /// Up to this many input rows, a stored GGUF block matrix is multiplied by the block
+    /// kernels one row at a time; more rows go to GEMM on converted tiles.
+    package static let blockKernelRows = 2
+
     /// Runs `body` on consecutive ranges of the weight's rows (its first dimension) with
     /// their fp32 values, `range.count × rowLength` floats, never more than `maxRows` at a time.
     /// Values are read in place or from `conversions` where possible, else converted per tile.
@@ -64,6 +68,19 @@ package enum WeightProduct {
         }
         var y = Activations(rows: x.rows, cols: out)
         guard x.rows > 0 else { return y }
+        // Decoding (a row or two): GGUF blocks are multiplied as stored, with no fp32 copy.
+        if x.rows <= blockKernelRows, BlockKernels.takes(weight) {
+            try y.data.withUnsafeMutableBufferPointer { c in
+                try x.data.withUnsafeBufferPointer { a in
+                    for r in 0 ..< x.rows {
+                        let row = c.baseAddress! + r * out
+                        try BlockKernels.multiply(weight, a.baseAddress! + r * inputs, into: row)
+                        if let bias { for o in 0 ..< out { row[o] += bias[o] } }
+                    }
+                }
+            }
+            return y
+        }
         try y.data.withUnsafeMutableBufferPointer { c in
             if let bias {
                 bias.withUnsafeBufferPointer { b in
