@@ -234,24 +234,36 @@ package enum GGUFExporter {
             }
             return
         }
-        let values = try weight.floats()
-        values.withUnsafeBufferPointer { v in
-            for g in 0 ..< rows {
-                let row = v.baseAddress! + source(g) * columns
-                let out = buffer.baseAddress! + g * rowBytes
-                switch entry.type {
-                case .f32: out.copyMemory(from: row, byteCount: columns * 4)
-                case .f16:
-                    let o = out.assumingMemoryBound(to: UInt16.self)
-                    for c in 0 ..< columns { o[c] = HalfConversion.floatToF16(row[c]).littleEndian }
-                case .bf16:
-                    let o = out.assumingMemoryBound(to: UInt16.self)
-                    for c in 0 ..< columns { o[c] = HalfConversion.floatToBF16(row[c]).littleEndian }
-                default:
-                    GGMLQuantize.quantize(row, count: columns, as: entry.type, into: out)
+        let type = entry.type
+        func quantizeRows(_ v: UnsafeBufferPointer<Float>) {
+            let pointers = RowPointers(values: v.baseAddress!, out: buffer.baseAddress!)
+            // Rows are independent: quantized on every worker thread.
+            parallelFor(rows, chunks: min(ThreadCount.configured, max(1, rows * columns / 65536))) { range in
+                for g in range {
+                    let row = pointers.values + source(g) * columns
+                    let out = pointers.out + g * rowBytes
+                    switch type {
+                    case .f32: out.copyMemory(from: row, byteCount: columns * 4)
+                    case .f16:
+                        let o = out.assumingMemoryBound(to: UInt16.self)
+                        for c in 0 ..< columns { o[c] = HalfConversion.floatToF16(row[c]).littleEndian }
+                    case .bf16:
+                        let o = out.assumingMemoryBound(to: UInt16.self)
+                        for c in 0 ..< columns { o[c] = HalfConversion.floatToBF16(row[c]).littleEndian }
+                    default:
+                        GGMLQuantize.quantize(row, count: columns, as: type, into: out)
+                    }
                 }
             }
         }
+        // fp32 values held in place (an f32 checkpoint) are read where they lie.
+        if weight.withContiguousFloats(quantizeRows) != nil { return }
+        try weight.floats().withUnsafeBufferPointer(quantizeRows)
+    }
+
+    private struct RowPointers: @unchecked Sendable {
+        let values: UnsafePointer<Float>
+        let out: UnsafeMutableRawPointer
     }
 }
 
