@@ -147,9 +147,10 @@ enum BenchCommand: Command {
         let gen = try invocation.integer("gen")
         let text = session.setting("eval_text")?.text ?? "shakespeare"
         let prompt = try Session.tokens(of: text, count: promptCount, bos: false, loaded: loaded, session: session, invocation: invocation)
-        // Convert the weights first so that neither figure includes it.
+        // Convert the weights first so that neither figure includes it (with more rows than the
+        // block kernels take, so that prefill's tiles are converted too).
         let conversions = ConversionCache.unbounded()
-        _ = try model.forward(Array(prompt.prefix(1)), conversions: conversions)
+        _ = try model.forward(Array(prompt.prefix(WeightProduct.blockKernelRows + 1)), conversions: conversions)
         let result = try Generator.generate(
             model: model, prompt: prompt, maxTokens: gen, sampling: SamplingOptions(), conversions: conversions,
             isCancelled: session.isCancelled)
