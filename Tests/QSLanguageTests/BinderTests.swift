@@ -22,10 +22,17 @@ struct BinderTests {
         #expect(bound.argument("amount")?.value.kind == .number(0.3, isPercent: true))
     }
 
-    @Test func aVariableIsNeverAFlagAndIsCheckedLater() throws {
+    /// A bare word that names one of the command's flags is that flag, even where a variable of
+    /// the same name exists (a `let asym = ...` anywhere in a script must not turn `quantize ...
+    /// asym` into a second positional); such a variable is passed by name. Other variables are
+    /// values whose types are checked at run time.
+    @Test func aFlagIsAFlagAndAVariableIsCheckedLater() throws {
         let bound = try BinderTests.bind("quantize asym bits=b", variables: ["asym", "b"]).get()
-        #expect(bound.flags.isEmpty)
-        #expect(bound.argument("pattern")?.value.kind == .word("asym"))
+        #expect(bound.flags.map(\.text) == ["asym"])
+        #expect(bound.argument("bits")?.value.kind == .word("b"))
+        let named = try BinderTests.bind("quantize pattern=asym", variables: ["asym"]).get()
+        #expect(named.flags.isEmpty)
+        #expect(named.argument("pattern")?.value.kind == .word("asym"))
     }
 
     @Test func literalsAreCheckedAndEveryProblemReported() {

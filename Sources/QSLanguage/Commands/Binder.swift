@@ -33,7 +33,8 @@ package struct Binder: Sendable {
     }
 
     /// Binds a call. `isVariable` says whether a bare word names a variable in scope (then it is a
-    /// value, never a flag, and its type is known only at run time).
+    /// value whose type is known only at run time) — except a word that names one of the
+    /// command's flags, which is always the flag (such a variable is passed by name).
     package func bind(
         _ call: CommandCall, in file: SourceFile, isVariable: (String) -> Bool = { _ in false }
     ) -> Result<BoundCommand, DiagnosticList> {
@@ -98,7 +99,7 @@ package struct Binder: Sendable {
                     diagnostics.append(.unknownOption(key.text, command: spec.name, suggestions: closeMatches(to: key.text, among: names), valid: spec.options.map(\.name) + spec.positionals.map(\.name), file: file, range: key.range))
                 }
             case .positional(let value):
-                if case .word(let word) = value.kind, !isVariable(word), spec.flags.contains(where: { $0.name == word }) {
+                if case .word(let word) = value.kind, spec.flags.contains(where: { $0.name == word }) {
                     if flags.contains(where: { $0.text == word }) {
                         diagnostics.append(.duplicateFlag(word, file: file, range: value.range))
                     }
