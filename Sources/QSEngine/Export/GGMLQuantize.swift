@@ -90,7 +90,11 @@ package enum GGMLQuantize {
         let id: Float = d != 0 ? 1 / d : 0
         storeHalf(d, y)
         let qs = (y + 2).assumingMemoryBound(to: Int8.self)
-        for j in 0 ..< 32 { qs[j] = Int8(truncatingIfNeeded: Int((x[j] * id).rounded(.toNearestOrAwayFromZero))) }
+        for j in 0 ..< 32 {
+            // roundf (half away from zero) without the libm call: |v| + ½ is exact in double.
+            let v = Double(x[j] * id)
+            qs[j] = Int8(truncatingIfNeeded: Int32((v + (v < 0 ? -0.5 : 0.5)).rounded(.towardZero)))
+        }
     }
 
     /// d = max / −8 (the signed value of largest magnitude), q = min(15, trunc(x / d + 8.5)).
