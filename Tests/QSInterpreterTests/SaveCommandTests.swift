@@ -191,9 +191,8 @@ import Testing
         // Counts that vary by block have no configuration.
         _ = try session.run("reset\nprune layer.* neurons=30% by=l2", name: "t.qs")
         let sizes = try (0 ..< 2).map { try session.workspace.loaded!.weights.weight("model.layers.\($0).mlp.up_proj.weight").outFeatures }
-        if sizes[0] != sizes[1] {
-            #expect(throws: (any Error).self) { try session.run("save \"\(Self.temporary().path)\"", name: "t.qs") }
-        }
+        #expect(sizes[0] != sizes[1], "one ranking across the blocks left them the same width: the refusal below tests nothing")
+        #expect(throws: (any Error).self) { try session.run("save \"\(Self.temporary().path)\"", name: "t.qs") }
     }
 
     /// qs.json records the commands with their lines, the source and its hash, the calibration

@@ -139,14 +139,12 @@ package enum ModelWriter {
 
         // The tensors, in checkpoint order.
         let packedModules = Dictionary(packedNow.map { ($0.0.weight, ($0.0, $0.1)) }, uniquingKeysWith: { first, _ in first })
-        let formats = Set(packedNow.map { QuantizedLayouts.CompressedScheme($0.1).format })
         for name in weights.names {
             if options.format != .huggingFace, let (entry, packed) = packedModules[name] {
                 switch options.format {
                 case .gptq: tensors += try QuantizedLayouts.gptqTensors(packed, module: entry.module)
                 default:
-                    let format = formats.count == 1 ? formats.first! : QuantizedLayouts.CompressedScheme(packed).format
-                    tensors += try QuantizedLayouts.compressedTensors(packed, module: entry.module, format: format)
+                    tensors += try QuantizedLayouts.compressedTensors(packed, module: entry.module, format: QuantizedLayouts.CompressedScheme(packed).format)
                 }
                 continue
             }
@@ -262,7 +260,6 @@ package enum ModelWriter {
             if let index = members.firstIndex(where: { $0.key == key }) { members[index].value = value } else { members.append(StrictJSON.Member(key, value)) }
         }
         for (key, value) in try structure.configKeys(config) { set(key, value) }
-        members.removeAll { $0.key == "quantization_config" }
         if let quantization {
             var q = quantization
             if let sparsity, case .object(var qm) = q {
@@ -324,23 +321,30 @@ package struct ModelStructure: Sendable {
     package var intermediate: Int
     package var changed: Bool
 
-    package init(_ model: BlockModel) throws {
+    /// Each block's query heads, key/value heads and MLP width as held now (empty lists for an
+    /// architecture without them).
+    package static func perBlock(_ model: BlockModel) throws -> (heads: [Int], keyValueHeads: [Int], intermediate: [Int]) {
         let c = model.config
         let w = model.weights
-        var heads: Set<Int> = []
-        var kv: Set<Int> = []
-        var ffn: Set<Int> = []
+        var heads: [Int] = [], kv: [Int] = [], ffn: [Int] = []
         for block in 0 ..< c.numHiddenLayers {
             if let q = model.names.entry("layer.\(block).attn.q"), let k = model.names.entry("layer.\(block).attn.k") {
-                heads.insert(try w.weight(q.weight).outFeatures / c.headDim)
-                kv.insert(try w.weight(k.weight).outFeatures / c.headDim)
+                heads.append(try w.weight(q.weight).outFeatures / c.headDim)
+                kv.append(try w.weight(k.weight).outFeatures / c.headDim)
             } else if let qkv = model.names.entry("layer.\(block).attn.qkv") {
                 let count = try w.weight(qkv.weight).outFeatures / 3 / c.headDim
-                heads.insert(count)
-                kv.insert(count)
+                heads.append(count)
+                kv.append(count)
             }
-            if let up = model.names.entry("layer.\(block).mlp.up") { ffn.insert(try w.weight(up.weight).outFeatures) }
+            if let up = model.names.entry("layer.\(block).mlp.up") { ffn.append(try w.weight(up.weight).outFeatures) }
         }
+        return (heads, kv, ffn)
+    }
+
+    package init(_ model: BlockModel) throws {
+        let c = model.config
+        let blocks = try Self.perBlock(model)
+        let heads = Set(blocks.heads), kv = Set(blocks.keyValueHeads), ffn = Set(blocks.intermediate)
         guard heads.count <= 1, kv.count <= 1, ffn.count <= 1 else {
             throw EngineError(
                 "structured pruning left blocks of different sizes (heads \(heads.sorted()), key/value heads \(kv.sorted()), MLP widths \(ffn.sorted())); a configuration holds one size per model: prune with `uniform`")

@@ -55,9 +55,17 @@ package enum QuantizedLayouts {
         }
     }
 
-    /// The groups of a row and each column's group (`g_idx`).
+    /// Each column's group (`g_idx`).
     static func groupIndex(_ packed: PackedWeight) -> [Int32] {
-        packed.groupIndex ?? (0 ..< packed.columns).map { Int32(packed.group(ofColumn: $0)) }
+        packed.groupIndex ?? naturalGroupIndex(columns: packed.columns, packed.granularity)
+    }
+
+    /// The group of each column in order: `column / size` for groups, 0 otherwise.
+    static func naturalGroupIndex(columns: Int, _ granularity: PackedWeight.Granularity) -> [Int32] {
+        (0 ..< columns).map { column in
+            if case .group(let size) = granularity { return Int32(column / size) }
+            return 0
+        }
     }
 
     /// Scales per (row, group), expanded from one per tensor to one per row where needed.
@@ -185,11 +193,7 @@ extension QuantizedLayouts {
                 throw EngineError(path: gIdx.file.path, subject: gIdx.name, "expected int32 [\(columns)], got \(gIdx.dtype.rawValue) \(gIdx.shape)")
             }
             let values = try Dequantize.floats(gIdx).map { Int32($0) }
-            let natural = (0 ..< columns).map { column -> Int32 in
-                if case .group(let size) = granularity { return Int32(column / size) }
-                return 0
-            }
-            if values != natural { groupIndex = values }
+            if values != naturalGroupIndex(columns: columns, granularity) { groupIndex = values }
         }
         let middle = Float(1 << (bits - 1))
         let zero: PackedWeight.ZeroPoint = symmetric && rowZeros.allSatisfy({ $0 == middle }) ? .constant(middle) : .perGroup(rowZeros)
@@ -417,11 +421,7 @@ extension QuantizedLayouts {
         if let gIdx = tensor(module + ".weight_g_idx") {
             guard gIdx.count == columns else { throw EngineError(path: gIdx.file.path, subject: gIdx.name, "expected \(columns) group indices, got \(gIdx.shape)") }
             let values = try Dequantize.floats(gIdx).map { Int32($0) }
-            let natural = (0 ..< columns).map { column -> Int32 in
-                if case .group(let size) = granularity { return Int32(column / size) }
-                return 0
-            }
-            if values != natural { groupIndex = values }
+            if values != naturalGroupIndex(columns: columns, granularity) { groupIndex = values }
         }
         return try PackedWeight(
             rows: rows, columns: columns, bits: bits, granularity: granularity,

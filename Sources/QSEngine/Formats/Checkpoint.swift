@@ -80,15 +80,18 @@ package final class Checkpoint: @unchecked Sendable {
         guard FileAccess.kind(configPath) != .missing else {
             throw EngineError(path: path, "not a Hugging Face model folder: config.json is missing")
         }
-        let config = try readConfig(configPath)
+        // Read once: the configuration, and a quantized checkpoint's quantization_config.
+        let configData = try FileAccess.contents(configPath, expected: "config.json", limit: 64 << 20)
+        let config = try ModelConfig(configJSON: configData, path: configPath)
+        let configJSON = try? StrictJSON.parse([UInt8](configData))
         let (stored, metadata) = try SafetensorsCheckpoint.open(path)
-        let (tensors, packed) = try QuantizedCheckpoint.unpack(stored, configPath: configPath)
+        let (tensors, packed) = try QuantizedCheckpoint.unpack(stored, config: configJSON, configPath: configPath)
         let companions = companionNames.map { (path as NSString).appendingPathComponent($0) }
             .filter { FileAccess.kind($0) == .regular }
         let checkpoint = Checkpoint(
             path: path, format: .safetensors, config: config, tensors: tensors, metadata: metadata,
             companionFiles: companions, gguf: nil, packedWeights: packed)
-        checkpoint.prunedModules = QuantizedCheckpoint.prunedModules(configPath: configPath)
+        checkpoint.prunedModules = QuantizedCheckpoint.prunedModules(config: configJSON)
         return checkpoint
     }
 

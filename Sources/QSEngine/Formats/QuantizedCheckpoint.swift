@@ -3,9 +3,8 @@ import Foundation
 extension QuantizedCheckpoint {
     /// The modules a compressed-tensors `sparsity_config` names as pruned, with its structure
     /// ("2:4", or nil for unstructured): their zeros are their masks again when loaded.
-    static func prunedModules(configPath: String) -> [String: String?] {
-        guard let data = try? FileAccess.contents(configPath, expected: "config.json", limit: 64 << 20),
-            let json = try? StrictJSON.parse([UInt8](data)), let sparsity = json["quantization_config"]?["sparsity_config"],
+    static func prunedModules(config json: StrictJSON?) -> [String: String?] {
+        guard let sparsity = json?["quantization_config"]?["sparsity_config"],
             case .array(let targets)? = sparsity["targets"]
         else { return [:] }
         var structure: String?
@@ -22,9 +21,10 @@ extension QuantizedCheckpoint {
 enum QuantizedCheckpoint {
     /// The tensors left as stored, and the packed weights, of a folder whose config.json says
     /// how it is quantized; tensors unchanged when it says nothing (or the weights are dense).
-    static func unpack(_ tensors: [StoredTensor], configPath: String) throws -> (tensors: [StoredTensor], packed: [(name: String, packed: PackedWeight)]) {
-        let data = try FileAccess.contents(configPath, expected: "config.json", limit: 64 << 20)
-        guard let json = try? StrictJSON.parse([UInt8](data)), let config = json["quantization_config"] ?? json["compression_config"],
+    static func unpack(
+        _ tensors: [StoredTensor], config json: StrictJSON?, configPath: String
+    ) throws -> (tensors: [StoredTensor], packed: [(name: String, packed: PackedWeight)]) {
+        guard let config = json?["quantization_config"] ?? json?["compression_config"],
             case .string(let method)? = config["quant_method"]
         else { return (tensors, []) }
         func fail(_ key: String, _ message: String) -> EngineError { EngineError(path: configPath, subject: "quantization_config." + key, message) }

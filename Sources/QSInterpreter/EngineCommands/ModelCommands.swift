@@ -225,21 +225,8 @@ extension Session {
     /// has made them differ from the configuration: one figure each when every block agrees
     /// (what a configuration can say), else the range.
     static func structureLine(_ loaded: LoadedModel) throws -> String? {
-        let model = loaded.model
         let c = loaded.config
-        var heads: [Int] = []
-        var kv: [Int] = []
-        var ffn: [Int] = []
-        for block in 0 ..< c.numHiddenLayers {
-            if let q = model.names.entry("layer.\(block).attn.q"), let k = model.names.entry("layer.\(block).attn.k") {
-                heads.append(try loaded.weights.weight(q.weight).outFeatures / c.headDim)
-                kv.append(try loaded.weights.weight(k.weight).outFeatures / c.headDim)
-            } else if let qkv = model.names.entry("layer.\(block).attn.qkv") {
-                heads.append(try loaded.weights.weight(qkv.weight).outFeatures / 3 / c.headDim)
-                kv.append(heads.last!)
-            }
-            if let up = model.names.entry("layer.\(block).mlp.up") { ffn.append(try loaded.weights.weight(up.weight).outFeatures) }
-        }
+        let (heads, kv, ffn) = try ModelStructure.perBlock(loaded.model)
         func figure(_ values: [Int]) -> String {
             guard let low = values.min(), let high = values.max() else { return "-" }
             return low == high ? String(low) : "\(low)–\(high) by block"
