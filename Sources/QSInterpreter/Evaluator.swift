@@ -1,4 +1,5 @@
 import QSLanguage
+import QSEngine
 
 /// Executes statements and evaluates expressions of one file: one `switch` per node kind.
 /// Every error is a `Diagnostic` carrying the range of the node that failed; a command
@@ -294,7 +295,9 @@ struct Evaluator {
             throw Diagnostic.commandFailed(call.name.text, reason: "has no handler", file: file, range: call.range)
         }
         do {
-            let result = try handler(invocation, session)
+            // The session's kernel setting holds for the engine work of this command.
+            let kernels = session.setting("kernels")?.text.flatMap(BlockKernels.Activations.init(rawValue:)) ?? .exact
+            let result = try BlockKernels.$activations.withValue(kernels) { try handler(invocation, session) }
             session.workspace.record(call.name.text, source: file.text(call.range), file: file.name, line: file.location(of: call.range.start).line, result: result)
             session.onCommandResult?(call.name.text, result)
             return result

@@ -16,6 +16,9 @@ package final class Session {
     static let standardSettings = [
         ArgumentSpec("threads", .integer, help: "worker threads for kernels (0: QS_THREADS, else all cores)", default: .number(0), range: 0...1024),
         ArgumentSpec("seed", .integer, help: "seed for sampling calibration and evaluation text", default: .number(0), range: 0...4_294_967_295),
+        ArgumentSpec(
+            "kernels", .word, help: "activations of the quantized decode kernels: exact (fp32), or int8 (quantized per block, faster)",
+            default: .word("exact"), allowed: BlockKernels.Activations.allCases.map(\.rawValue)),
         ArgumentSpec("eval_text", .string, help: "the text 'eval' uses when none is named", default: .word("shakespeare")),
     ]
 

@@ -40,4 +40,60 @@ int qs_matvec_blocks_supported(int type);
 
 /// The widest vector path this CPU runs: 2 AVX-512 (F, BW), 1 AVX2 with FMA, 0 none.
 int qs_kernels_best_isa(void);
+
+/// A job's items [begin, end) for `qs_parallel`.
+typedef void (*qs_task_fn)(void *ctx, long begin, long end);
+
+/// Runs fn over the items 0..<total, handed out `chunk` at a time, on up to `threads` threads of
+/// the decode pool (the caller among them); returns when all are done. Workers spin a while
+/// after a job before they sleep, so the small products of decoding start without a wake-up.
+/// A call made while another job runs (another thread, or nested) runs on the caller alone.
+void qs_parallel(long total, long chunk, int threads, qs_task_fn fn, void *ctx);
+
+/// `qs_matvec_blocks` over all `rows` rows, split over `threads` threads of the decode pool.
+int qs_matvec_blocks_mt(int type, const void *weights, long row_bytes, const float *x, long cols, float *y, long rows,
+                        int isa, int threads);
+
+/// `qs_matvec_blocks_mt` with x quantized to int8 per 32-value block (llama.cpp's Q8_0 of the
+/// activations) and integer dot products: AVX-512 VNNI (isa 2, where the CPU has it), AVX2
+/// (isa 1), or portable. Not the exact product: x's rounding adds an error of about 0.4% of
+/// each block's largest value.
+int qs_matvec_blocks_int8(int type, const void *weights, long row_bytes, const float *x, long cols, float *y, long rows,
+                          int isa, int threads);
+
+/// Whether the CPU has AVX-512 VNNI (with VL) for the int8 path.
+int qs_kernels_has_vnni(void);
+
+/// y[r] = Σ_c x[c] · W[r][c] for an fp32 matrix of `rows` rows, row r at w + r · ld, on
+/// `threads` threads; `isa` 2 AVX-512, else portable.
+void qs_matvec_f32(const float *w, long ld, const float *x, long cols, float *y, long rows, int isa, int threads);
+
+/// Scaled dot-product attention of `rows` new query rows ([rows, heads · head_dim]) against
+/// `keys` keys and values ([keys, kv_heads · head_dim]) whose first keys − rows are the past;
+/// causal: row r sees keys up to past + r; key_mask (per key, nonzero = attend) or NULL. Writes
+/// out [rows, heads · head_dim]. One (head, row) per task on `threads` threads.
+void qs_attention_rows(const float *q, long rows, const float *k, const float *v, long keys, int heads, int kv_heads,
+                       int head_dim, int causal, const unsigned char *key_mask, float *out, int isa, int threads);
+
+/// A packed weight as `qs_matvec_packed` reads it (qs's PackedWeight): `rows` rows of `cols`
+/// columns, each row's codes in `row_bytes` bytes (4-bit: column 2j in byte j's low nibble);
+/// one scale per group of `group` columns (the last group may be shorter), row-major; values
+/// s · (code − zero) with zero_kind 0 (one `zero` for all), 1 (`zeros` per group), or
+/// s · code + zeros[group] with zero_kind 2 (offsets).
+struct qs_packed_matrix {
+    const unsigned char *codes;
+    long row_bytes, rows, cols, group, groups_per_row;
+    int bits, zero_kind;
+    const float *scales;
+    const float *zeros;
+    float zero;
+};
+
+/// Whether `qs_matvec_packed` takes this matrix: 4- or 8-bit codes, columns and group size
+/// multiples of 32.
+int qs_packed_supported(const struct qs_packed_matrix *m);
+
+/// y = W x for a packed matrix, on `threads` threads; int8 nonzero quantizes x per 32 columns
+/// for integer dot products (as `qs_matvec_blocks_int8`). -1 when the matrix is not taken.
+int qs_matvec_packed(const struct qs_packed_matrix *m, const float *x, float *y, int isa, int int8, int threads);
 #endif

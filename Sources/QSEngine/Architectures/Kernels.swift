@@ -207,11 +207,30 @@ package enum Kernels {
     /// Causal: row r sees keys up to past + r, and rows go in blocks of 128 that multiply only
     /// against the keys they can see (at 512 tokens that skips 3/8 of the attention products).
     /// `keyMask` (per key, true = attend) applies to encoders. Returns [rows, heads·d].
+    /// Up to this many new rows, attention runs in the decode kernel (one task per head and row).
+    package static let decodeAttentionRows = 4
+
     package static func attention(
         q: Activations, k: UnsafePointer<Float>, v: UnsafePointer<Float>, keys: Int, heads: Int,
         kvHeads: Int, headDim: Int, causal: Bool, keyMask: [Bool]? = nil
     ) -> Activations {
         let rows = q.rows
+        if rows <= decodeAttentionRows {
+            // Decoding: a task per head and row on the decode pool, no GEMM calls.
+            var out = Activations(rows: rows, cols: heads * headDim)
+            let mask = keyMask.map { $0.map { UInt8($0 ? 1 : 0) } }
+            q.data.withUnsafeBufferPointer { qp in
+                out.data.withUnsafeMutableBufferPointer { op in
+                    func run(_ m: UnsafePointer<UInt8>?) {
+                        qs_attention_rows(
+                            qp.baseAddress!, rows, k, v, keys, Int32(heads), Int32(kvHeads), Int32(headDim), causal ? 1 : 0, m,
+                            op.baseAddress!, Int32(BlockKernels.path.rawValue), Int32(ThreadCount.configured))
+                    }
+                    if let mask { mask.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
+                }
+            }
+            return out
+        }
         let past = keys - rows
         let group = heads / kvHeads
         let kvStride = kvHeads * headDim

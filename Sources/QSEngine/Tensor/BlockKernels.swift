@@ -1,6 +1,6 @@
 import CQSKernels
 
-/// Matrix-vector products on a GGUF tensor's stored blocks (Q8_0, Q4_0, Q4_1), for decoding:
+/// Matrix-vector products on a GGUF tensor's stored blocks (Q8_0, Q4_0, Q4_1, or f32), for decoding:
 /// the weight is read as the file holds it, never converted to an fp32 copy, the rows split
 /// over the worker threads. The vector path (AVX-512, AVX2 with FMA, or portable C) is chosen
 /// at run time; `path` forces one (tests run every path on this CPU).
@@ -24,12 +24,34 @@ package enum BlockKernels {
     /// The path in use (the best unless forced; never wider than the CPU runs).
     nonisolated(unsafe) package static var path: Path = best
 
+    /// What the block kernels multiply the weights with.
+    package enum Activations: String, Sendable, CaseIterable {
+        /// The fp32 activations: the dequantize-then-fp32 product (up to the order of additions).
+        case exact
+        /// Activations quantized to int8 per 32-value block, integer dot products (llama.cpp's way).
+        case int8
+    }
+
+    /// The activations in use: exact unless asked (the interpreter binds `set kernels=` for
+    /// each command it runs).
+    @TaskLocal package static var activations: Activations = .exact
+
+    /// The kernel path as records name it: the vector path, with "+int8" for integer products
+    /// (and "vnni" where AVX-512 VNNI runs them).
+    package static var pathName: String {
+        switch activations {
+        case .exact: path.description
+        case .int8: path == .avx512 && qs_kernels_has_vnni() != 0 ? "avx512-vnni+int8" : "\(path == .avx512 ? Path.avx2 : path)+int8"
+        }
+    }
+
     /// ggml's type id for the block types the kernels take.
     static func ggmlType(_ dtype: DType) -> Int32? {
         switch dtype {
         case .q8_0: 8
         case .q4_0: 2
         case .q4_1: 3
+        case .f32: 0
         default: nil
         }
     }
@@ -38,9 +60,9 @@ package enum BlockKernels {
     /// [out, in], with no mask or smoothing to apply on the way.
     package static func takes(_ weight: Weight) -> Bool {
         guard case .stored(let tensor) = weight.form, let type = ggmlType(tensor.dtype), weight.layout == .outIn,
-            weight.mask == nil, weight.scaling == nil, weight.shape.count == 2, weight.shape[1] % 32 == 0
+            weight.mask == nil, weight.scaling == nil, weight.shape.count == 2, type == 0 || weight.shape[1] % 32 == 0
         else { return false }
-        return qs_matvec_blocks_supported(type) != 0
+        return type == 0 || qs_matvec_blocks_supported(type) != 0
     }
 
     /// y[r] = Σ_c x[c] · W[r][c] for every output row r of `weight` (which `takes` accepts),
@@ -51,10 +73,10 @@ package enum BlockKernels {
             throw EngineError("BlockKernels.multiply: the weight is not a stored block matrix")
         }
         let rows = weight.shape[0], columns = weight.shape[1]
-        let rowBytes = columns / 32 * tensor.dtype.bytesPerBlock
+        let rowBytes = type == 0 ? columns * 4 : columns / 32 * tensor.dtype.bytesPerBlock
         let isa = Int32(path.rawValue)
         try tensor.withBytes { raw in
-            guard raw.count >= rows * rowBytes, let base = raw.baseAddress else {
+            guard raw.count >= rows * rowBytes, let base = raw.baseAddress, type != 0 || Int(bitPattern: base) % 4 == 0 else {
                 throw EngineError(path: tensor.file.path, subject: tensor.name, "stored bytes (\(raw.count)) do not hold \(rows) rows of \(rowBytes)")
             }
             let pointers = SendablePointers(weights: base, x: x, y: y)
@@ -62,11 +84,14 @@ package enum BlockKernels {
             var stored: [Float] = heads == nil ? [] : [Float](repeating: 0, count: rows)
             stored.withUnsafeMutableBufferPointer { permuted in
                 let target = heads == nil ? pointers.y : permuted.baseAddress!
-                let out = SendableOutput(target)
-                parallelFor(rows, chunks: min(ThreadCount.configured, max(1, rows / 64))) { range in
-                    _ = qs_matvec_blocks(
-                        type, pointers.weights, rowBytes, pointers.x, columns, out.pointer + range.lowerBound,
-                        range.lowerBound, range.upperBound, isa)
+                let threads = Int32(ThreadCount.configured)
+                if type == 0 {
+                    let floats = pointers.weights.assumingMemoryBound(to: Float.self)
+                    qs_matvec_f32(floats, columns, pointers.x, columns, target, rows, isa, threads)
+                } else if activations == .int8 {
+                    _ = qs_matvec_blocks_int8(type, pointers.weights, rowBytes, pointers.x, columns, target, rows, isa, threads)
+                } else {
+                    _ = qs_matvec_blocks_mt(type, pointers.weights, rowBytes, pointers.x, columns, target, rows, isa, threads)
                 }
             }
             if let heads {
@@ -86,8 +111,60 @@ package enum BlockKernels {
         let y: UnsafeMutablePointer<Float>
     }
 
-    private struct SendableOutput: @unchecked Sendable {
-        let pointer: UnsafeMutablePointer<Float>
-        init(_ pointer: UnsafeMutablePointer<Float>) { self.pointer = pointer }
+
+    /// Whether a packed weight is multiplied as packed: 4- or 8-bit integer codes in their
+    /// natural column order, a scale per channel or per group of a multiple of 32 columns, rows
+    /// a multiple of 32 wide, no mask or smoothing to apply on the way.
+    package static func takesPacked(_ weight: Weight) -> Bool {
+        guard case .packed(let packed) = weight.form else { return false }
+        return packedMatrix(packed, weight: weight) { _ in true } ?? false
+    }
+
+    /// The C view of a packed weight, for `body`; nil where the kernels do not take it.
+    private static func packedMatrix<R>(_ p: PackedWeight, weight: Weight, _ body: (inout qs_packed_matrix) throws -> R) rethrows -> R? {
+        guard weight.layout == .outIn, weight.mask == nil, weight.scaling == nil, p.codeFormat == .integer, p.groupIndex == nil,
+            p.bits == 4 || p.bits == 8, p.columns % 32 == 0, p.scales.count == p.scaleCount
+        else { return nil }
+        let group: Int
+        switch p.granularity {
+        case .tensor: return nil
+        case .channel: group = p.columns
+        case .group(let size): group = size
+        }
+        guard group % 32 == 0 else { return nil }
+        let kind: Int32, zeros: [Float], zero: Float
+        switch p.zero {
+        case .constant(let z): (kind, zeros, zero) = (0, [], z)
+        case .perGroup(let z): (kind, zeros, zero) = (1, z, 0)
+        case .offset(let o): (kind, zeros, zero) = (2, o, 0)
+        }
+        guard kind == 0 || zeros.count == p.scaleCount else { return nil }
+        return try p.codes.withUnsafeBufferPointer { codes in
+            try p.scales.withUnsafeBufferPointer { scales in
+                try zeros.withUnsafeBufferPointer { zeros in
+                    var m = qs_packed_matrix(
+                        codes: codes.baseAddress, row_bytes: p.rowBytes, rows: p.rows, cols: p.columns, group: group,
+                        groups_per_row: p.groupsPerRow, bits: Int32(p.bits), zero_kind: kind, scales: scales.baseAddress,
+                        zeros: zeros.baseAddress, zero: zero)
+                    return try body(&m)
+                }
+            }
+        }
+    }
+
+    /// y = W x for a packed weight that `takesPacked` accepts (x `inFeatures`, y `outFeatures` values).
+    package static func multiply(packed weight: Weight, _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) throws {
+        guard case .packed(let packed) = weight.form,
+            let status = packedMatrix(packed, weight: weight, { m in
+                qs_matvec_packed(&m, x, y, Int32(path.rawValue), activations == .int8 ? 1 : 0, Int32(ThreadCount.configured))
+            }), status == 0
+        else { throw EngineError("BlockKernels.multiply: the packed weight is not one the kernels take") }
+    }
+
+    /// y[r] = Σ_c x[c] · W[r][c] for an fp32 matrix of `rows` rows of `columns` values.
+    package static func multiply(
+        floats w: UnsafePointer<Float>, rows: Int, columns: Int, _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>
+    ) {
+        qs_matvec_f32(w, columns, x, columns, y, rows, Int32(path.rawValue), Int32(ThreadCount.configured))
     }
 }

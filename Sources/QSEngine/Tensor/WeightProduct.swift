@@ -81,6 +81,34 @@ package enum WeightProduct {
             }
             return y
         }
+        // Decoding with packed weights: the codes are multiplied as they are held.
+        if x.rows <= blockKernelRows, BlockKernels.takesPacked(weight) {
+            try y.data.withUnsafeMutableBufferPointer { c in
+                try x.data.withUnsafeBufferPointer { a in
+                    for r in 0 ..< x.rows {
+                        let row = c.baseAddress! + r * out
+                        try BlockKernels.multiply(packed: weight, a.baseAddress! + r * inputs, into: row)
+                        if let bias { for o in 0 ..< out { row[o] += bias[o] } }
+                    }
+                }
+            }
+            return y
+        }
+        // Decoding with fp32 weights held in place: the matrix-vector kernel on the decode pool.
+        if x.rows <= blockKernelRows, weight.layout == .outIn {
+            let done: Void? = weight.withContiguousFloats { w in
+                y.data.withUnsafeMutableBufferPointer { c in
+                    x.data.withUnsafeBufferPointer { a in
+                        for r in 0 ..< x.rows {
+                            let row = c.baseAddress! + r * out
+                            BlockKernels.multiply(floats: w.baseAddress!, rows: out, columns: inputs, a.baseAddress! + r * inputs, into: row)
+                            if let bias { for o in 0 ..< out { row[o] += bias[o] } }
+                        }
+                    }
+                }
+            }
+            if done != nil { return y }
+        }
         try y.data.withUnsafeMutableBufferPointer { c in
             if let bias {
                 bias.withUnsafeBufferPointer { b in

@@ -135,6 +135,7 @@ enum BenchCommand: Command {
                     ("peak_mb", "peak resident memory, MB"), ("size_mb", "weights as held, MB"),
                     ("bytes", "bytes of the weights as held"), ("bits_per_weight", "bits per parameter as held"),
                     ("params", "parameters"),
+                    ("kernels", "the decode kernels' path: avx512, avx2 or portable, +int8 with `set kernels=int8`"),
                 ],
                 examples: ["bench", "bench prompt=128 gen=32"])
 
@@ -156,10 +157,11 @@ enum BenchCommand: Command {
             isCancelled: session.isCancelled)
         let peak = Session.peakResidentMegabytes()
         session.output("bench  \(loaded.name): prompt \(prompt.count) tokens, \(result.tokens.count) generated\n")
-        session.output("  prefill \(fmt(result.prefillTokensPerSecond, 1)) tok/s   decode \(fmt(result.decodeTokensPerSecond, 1)) tok/s   peak memory \(fmt(peak, 0)) MB\n")
+        session.output("  prefill \(fmt(result.prefillTokensPerSecond, 1)) tok/s   decode \(fmt(result.decodeTokensPerSecond, 1)) tok/s   peak memory \(fmt(peak, 0)) MB   kernels \(BlockKernels.pathName)\n")
         var record = Record([
             ("prefill_tok_s", .number((result.prefillTokensPerSecond * 10).rounded() / 10)),
             ("decode_tok_s", .number((result.decodeTokensPerSecond * 10).rounded() / 10)), ("peak_mb", .number(peak.rounded())),
+            ("kernels", .string(BlockKernels.pathName)),
         ])
         for (name, value) in Session.sizeFields(loaded) { record[name] = value }
         return .record(record)

@@ -1,0 +1,216 @@
+#include "qs_kernels.h"
+
+#include <immintrin.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+// Matrix-vector products on qs's packed weights (codes row by row, lowest bits first; a scale
+// and a zero term per group of input columns), for decoding without an fp32 copy. A group's
+// values are s · code + c (c = −s · zero, or GGUF/mlx's offset), so its product with x is
+// s · Σ code · x + c · Σ x: the code products per group, plus c times the group's sum of x,
+// which is computed once per call for all the rows. 4-bit codes hold columns 2j and 2j + 1 in
+// byte j's low and high nibbles, so x is taken apart into even and odd columns per 32 once per
+// call, and each 16 bytes of codes meet 16 even and 16 odd values.
+
+struct packed_job {
+    const struct qs_packed_matrix *m;
+    const float *x;        // as given
+    const float *split;    // per 32 columns: the 16 even then the 16 odd (4-bit codes)
+    const float *group_sums;
+    const int8_t *codes;   // int8 path: x's codes in the kernel's order, per 32 columns
+    const float *scales;   // int8 path: d_x per 32 columns
+    float *y;
+    int isa, int8;
+};
+
+static inline float zero_term(const struct qs_packed_matrix *m, long index, float scale) {
+    switch (m->zero_kind) {
+    case 0: return -scale * m->zero;
+    case 1: return -scale * m->zeros[index];
+    default: return m->zeros[index];
+    }
+}
+
+static float row_portable(const struct packed_job *job, long r) {
+    const struct qs_packed_matrix *m = job->m;
+    const uint8_t *codes = m->codes + r * m->row_bytes;
+    float total = 0;
+    for (long g = 0; g < m->groups_per_row; g++) {
+        long begin = g * m->group, end = begin + m->group < m->cols ? begin + m->group : m->cols;
+        float dot = 0;
+        for (long c = begin; c < end; c++) {
+            int code = m->bits == 8 ? codes[c] : (codes[c / 2] >> (4 * (c & 1))) & 0xF;
+            dot += (float)code * job->x[c];
+        }
+        float s = m->scales[r * m->groups_per_row + g];
+        total += s * dot + zero_term(m, r * m->groups_per_row + g, s) * job->group_sums[g];
+    }
+    return total;
+}
+
+__attribute__((target("avx512f,avx512bw"))) static float row_avx512(const struct packed_job *job, long r) {
+    const struct qs_packed_matrix *m = job->m;
+    const uint8_t *codes = m->codes + r * m->row_bytes;
+    const __m512i low = _mm512_set1_epi32(0xF);
+    __m512 acc = _mm512_setzero_ps();
+    float extra = 0;
+    for (long g = 0; g < m->groups_per_row; g++) {
+        long begin = g * m->group, end = begin + m->group < m->cols ? begin + m->group : m->cols;
+        __m512 dot = _mm512_setzero_ps();
+        for (long c = begin; c < end; c += 32) {
+            if (m->bits == 8) {
+                __m512 w0 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(codes + c))));
+                __m512 w1 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(codes + c + 16))));
+                dot = _mm512_fmadd_ps(w1, _mm512_loadu_ps(job->x + c + 16), _mm512_fmadd_ps(w0, _mm512_loadu_ps(job->x + c), dot));
+            } else {
+                __m512i bytes = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(codes + c / 2)));
+                __m512 even = _mm512_cvtepi32_ps(_mm512_and_si512(bytes, low));
+                __m512 odd = _mm512_cvtepi32_ps(_mm512_srli_epi32(bytes, 4));
+                dot = _mm512_fmadd_ps(odd, _mm512_loadu_ps(job->split + c + 16), _mm512_fmadd_ps(even, _mm512_loadu_ps(job->split + c), dot));
+            }
+        }
+        long index = r * m->groups_per_row + g;
+        float s = m->scales[index];
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(s), dot, acc);
+        extra += zero_term(m, index, s) * job->group_sums[g];
+    }
+    return _mm512_reduce_add_ps(acc) + extra;
+}
+
+// The int8 path: x's codes per 32 columns (even then odd for 4-bit codes), integer dot
+// products of unsigned codes and x's signed ones.
+#define QS_PACKED_INT8(name, target_isa, dot_expr)                                                                     \
+    __attribute__((target(target_isa))) static float name(const struct packed_job *job, long r) {                      \
+        const struct qs_packed_matrix *m = job->m;                                                                     \
+        const uint8_t *codes = m->codes + r * m->row_bytes;                                                            \
+        const __m128i low = _mm_set1_epi8(0xF);                                                                        \
+        __m256 acc = _mm256_setzero_ps();                                                                              \
+        float extra = 0;                                                                                               \
+        for (long g = 0; g < m->groups_per_row; g++) {                                                                 \
+            long begin = g * m->group, end = begin + m->group < m->cols ? begin + m->group : m->cols;                 \
+            long index = r * m->groups_per_row + g;                                                                    \
+            float s = m->scales[index];                                                                                \
+            for (long c = begin; c < end; c += 32) {                                                                   \
+                __m256i w;                                                                                             \
+                if (m->bits == 8) {                                                                                    \
+                    w = _mm256_loadu_si256((const __m256i *)(codes + c));                                              \
+                } else {                                                                                               \
+                    __m128i v = _mm_loadu_si128((const __m128i *)(codes + c / 2));                                     \
+                    w = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), low), _mm_and_si128(v, low));            \
+                }                                                                                                      \
+                __m256i xq = _mm256_loadu_si256((const __m256i *)(job->codes + c));                                    \
+                __m256i products = dot_expr;                                                                           \
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(s * job->scales[c / 32]), _mm256_cvtepi32_ps(products), acc);    \
+            }                                                                                                          \
+            extra += zero_term(m, index, s) * job->group_sums[g];                                                      \
+        }                                                                                                              \
+        __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));                             \
+        h = _mm_add_ps(h, _mm_movehl_ps(h, h));                                                                        \
+        h = _mm_add_ss(h, _mm_movehdup_ps(h));                                                                         \
+        return _mm_cvtss_f32(h) + extra;                                                                               \
+    }
+
+// maddubs adds pairs of u8 × s8 products in 16 bits, which 8-bit codes (255 · 127 · 2) overflow:
+// those are widened to 16 bits first.
+__attribute__((target("avx2,fma"))) static inline __m256i dot_avx2(__m256i w, __m256i xq, int bits) {
+    if (bits == 4) return _mm256_madd_epi16(_mm256_maddubs_epi16(w, xq), _mm256_set1_epi16(1));
+    __m256i lo = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm256_castsi256_si128(w)), _mm256_cvtepi8_epi16(_mm256_castsi256_si128(xq)));
+    __m256i hi = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm256_extracti128_si256(w, 1)), _mm256_cvtepi8_epi16(_mm256_extracti128_si256(xq, 1)));
+    return _mm256_add_epi32(lo, hi);
+}
+
+QS_PACKED_INT8(row_int8_avx2, "avx2,fma", dot_avx2(w, xq, m->bits))
+QS_PACKED_INT8(row_int8_vnni, "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma",
+               _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, xq))
+
+static float row_int8_portable(const struct packed_job *job, long r) {
+    const struct qs_packed_matrix *m = job->m;
+    const uint8_t *codes = m->codes + r * m->row_bytes;
+    float total = 0;
+    for (long g = 0; g < m->groups_per_row; g++) {
+        long begin = g * m->group, end = begin + m->group < m->cols ? begin + m->group : m->cols;
+        long index = r * m->groups_per_row + g;
+        float s = m->scales[index], dot = 0;
+        for (long c = begin; c < end; c += 32) {
+            int sum = 0;
+            for (int j = 0; j < 32; j++) {
+                // The kernel's order: 4-bit codes give the 16 even columns, then the 16 odd.
+                long column = m->bits == 8 ? c + j : c + (j < 16 ? 2 * j : 2 * (j - 16) + 1);
+                int code = m->bits == 8 ? codes[column] : (codes[column / 2] >> (4 * (column & 1))) & 0xF;
+                sum += code * job->codes[c + j];
+            }
+            dot += job->scales[c / 32] * (float)sum;
+        }
+        total += s * dot + zero_term(m, index, s) * job->group_sums[g];
+    }
+    return total;
+}
+
+static void packed_task(void *ctx, long begin, long end) {
+    const struct packed_job *job = ctx;
+    for (long r = begin; r < end; r++) {
+        float value;
+        if (job->int8) {
+            value = job->isa == 2 ? row_int8_vnni(job, r) : job->isa == 1 ? row_int8_avx2(job, r) : row_int8_portable(job, r);
+        } else {
+            value = job->isa == 2 ? row_avx512(job, r) : row_portable(job, r);
+        }
+        job->y[r] = value;
+    }
+}
+
+int qs_packed_supported(const struct qs_packed_matrix *m) {
+    return (m->bits == 4 || m->bits == 8) && m->cols % 32 == 0 && m->group % 32 == 0 && m->group > 0;
+}
+
+int qs_matvec_packed(const struct qs_packed_matrix *m, const float *x, float *y, int isa, int int8, int threads) {
+    if (!qs_packed_supported(m)) return -1;
+    if (isa > qs_kernels_best_isa()) isa = qs_kernels_best_isa();
+    if (int8 && isa == 2 && !qs_kernels_has_vnni()) isa = 1;
+    if (!int8 && isa == 1) isa = 0;
+    long cols = m->cols, blocks = cols / 32;
+    // split (cols floats), group sums, int8 codes (cols bytes) and scales (blocks floats).
+    size_t bytes = sizeof(float) * (size_t)(cols + m->groups_per_row + blocks) + (size_t)cols + 64;
+    unsigned char local[32768];
+    unsigned char *memory = bytes <= sizeof local ? local : malloc(bytes);
+    if (!memory) return -1;
+    float *split = (float *)memory;
+    float *sums = split + cols;
+    float *scales = sums + m->groups_per_row;
+    int8_t *codes = (int8_t *)(scales + blocks);
+    for (long g = 0; g < m->groups_per_row; g++) {
+        long begin = g * m->group, end = begin + m->group < cols ? begin + m->group : cols;
+        float s = 0;
+        for (long c = begin; c < end; c++) s += x[c];
+        sums[g] = s;
+    }
+    // The kernel's order of x per 32 columns: as given for 8-bit codes; even then odd for 4-bit.
+    for (long b = 0; b < blocks; b++) {
+        for (int j = 0; j < 32; j++) {
+            long column = m->bits == 8 ? b * 32 + j : b * 32 + (j < 16 ? 2 * j : 2 * (j - 16) + 1);
+            split[b * 32 + j] = x[column];
+        }
+    }
+    if (int8) {
+        for (long b = 0; b < blocks; b++) {
+            float amax = 0;
+            for (int j = 0; j < 32; j++) {
+                float a = split[b * 32 + j] < 0 ? -split[b * 32 + j] : split[b * 32 + j];
+                if (a > amax) amax = a;
+            }
+            float d = amax / 127.0f, inverse = d != 0 ? 1.0f / d : 0.0f;
+            for (int j = 0; j < 32; j++) {
+                float v = split[b * 32 + j] * inverse;
+                int q = (int)(v < 0 ? v - 0.5f : v + 0.5f);
+                codes[b * 32 + j] = (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
+            }
+            scales[b] = d;
+        }
+    }
+    struct packed_job job = {m, x, split, sums, codes, scales, y, isa, int8};
+    long chunk = m->rows / ((long)threads * 8);
+    if (chunk < 16) chunk = 16;
+    qs_parallel(m->rows, chunk, threads, packed_task, &job);
+    if (memory != local) free(memory);
+    return 0;
+}
