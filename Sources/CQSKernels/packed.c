@@ -48,66 +48,100 @@ static float row_portable(const struct packed_job *job, long r) {
     return total;
 }
 
-__attribute__((target("avx512f,avx512bw"))) static float row_avx512(const struct packed_job *job, long r) {
+enum { QS_PACKED_ROWS = 4 };
+
+// Up to four rows at a time share the loads of x; `count` is a constant at each call.
+__attribute__((target("avx512f,avx512bw"), always_inline)) static inline void rows_avx512_n(
+    const struct packed_job *job, long r0, const int count) {
     const struct qs_packed_matrix *m = job->m;
-    const uint8_t *codes = m->codes + r * m->row_bytes;
     const __m512i low = _mm512_set1_epi32(0xF);
-    __m512 acc = _mm512_setzero_ps();
-    float extra = 0;
+    __m512 acc[QS_PACKED_ROWS];
+    float extra[QS_PACKED_ROWS];
+    for (int i = 0; i < count; i++) {
+        acc[i] = _mm512_setzero_ps();
+        extra[i] = 0;
+    }
     for (long g = 0; g < m->groups_per_row; g++) {
         long begin = g * m->group, end = begin + m->group < m->cols ? begin + m->group : m->cols;
-        __m512 dot = _mm512_setzero_ps();
+        __m512 dot[QS_PACKED_ROWS];
+        for (int i = 0; i < count; i++) dot[i] = _mm512_setzero_ps();
         for (long c = begin; c < end; c += 32) {
-            if (m->bits == 8) {
-                __m512 w0 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(codes + c))));
-                __m512 w1 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(codes + c + 16))));
-                dot = _mm512_fmadd_ps(w1, _mm512_loadu_ps(job->x + c + 16), _mm512_fmadd_ps(w0, _mm512_loadu_ps(job->x + c), dot));
-            } else {
-                __m512i bytes = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(codes + c / 2)));
-                __m512 even = _mm512_cvtepi32_ps(_mm512_and_si512(bytes, low));
-                __m512 odd = _mm512_cvtepi32_ps(_mm512_srli_epi32(bytes, 4));
-                dot = _mm512_fmadd_ps(odd, _mm512_loadu_ps(job->split + c + 16), _mm512_fmadd_ps(even, _mm512_loadu_ps(job->split + c), dot));
+            __m512 x0 = _mm512_loadu_ps(job->split + c), x1 = _mm512_loadu_ps(job->split + c + 16);
+            for (int i = 0; i < count; i++) {
+                const uint8_t *codes = m->codes + (r0 + i) * m->row_bytes;
+                if (m->bits == 8) {
+                    __m512 w0 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(codes + c))));
+                    __m512 w1 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(codes + c + 16))));
+                    dot[i] = _mm512_fmadd_ps(w1, x1, _mm512_fmadd_ps(w0, x0, dot[i]));
+                } else {
+                    __m512i bytes = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(codes + c / 2)));
+                    __m512 even = _mm512_cvtepi32_ps(_mm512_and_si512(bytes, low));
+                    __m512 odd = _mm512_cvtepi32_ps(_mm512_srli_epi32(bytes, 4));
+                    dot[i] = _mm512_fmadd_ps(odd, x1, _mm512_fmadd_ps(even, x0, dot[i]));
+                }
             }
         }
-        long index = r * m->groups_per_row + g;
-        float s = m->scales[index];
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(s), dot, acc);
-        extra += zero_term(m, index, s) * job->group_sums[g];
+        for (int i = 0; i < count; i++) {
+            long index = (r0 + i) * m->groups_per_row + g;
+            float scale = m->scales[index];
+            acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(scale), dot[i], acc[i]);
+            extra[i] += zero_term(m, index, scale) * job->group_sums[g];
+        }
     }
-    return _mm512_reduce_add_ps(acc) + extra;
+    for (int i = 0; i < count; i++) job->y[r0 + i] = _mm512_reduce_add_ps(acc[i]) + extra[i];
+}
+
+__attribute__((target("avx512f,avx512bw"))) static void rows_avx512(const struct packed_job *job, long r0, int count) {
+    if (count == 4) rows_avx512_n(job, r0, 4);
+    else for (int i = 0; i < count; i++) rows_avx512_n(job, r0 + i, 1);
 }
 
 // The int8 path: x's codes per 32 columns (even then odd for 4-bit codes), integer dot
-// products of unsigned codes and x's signed ones.
+// products of unsigned codes and x's signed ones; up to four rows share the loads of x.
 #define QS_PACKED_INT8(name, target_isa, dot_expr)                                                                     \
-    __attribute__((target(target_isa))) static float name(const struct packed_job *job, long r) {                      \
+    __attribute__((target(target_isa), always_inline)) static inline void name##_n(                                   \
+        const struct packed_job *job, long r0, const int count) {                                                      \
         const struct qs_packed_matrix *m = job->m;                                                                     \
-        const uint8_t *codes = m->codes + r * m->row_bytes;                                                            \
         const __m128i low = _mm_set1_epi8(0xF);                                                                        \
-        __m256 acc = _mm256_setzero_ps();                                                                              \
-        float extra = 0;                                                                                               \
+        __m256 acc[QS_PACKED_ROWS];                                                                                    \
+        float extra[QS_PACKED_ROWS];                                                                                   \
+        for (int i = 0; i < count; i++) {                                                                              \
+            acc[i] = _mm256_setzero_ps();                                                                              \
+            extra[i] = 0;                                                                                              \
+        }                                                                                                              \
         for (long g = 0; g < m->groups_per_row; g++) {                                                                 \
             long begin = g * m->group, end = begin + m->group < m->cols ? begin + m->group : m->cols;                 \
-            long index = r * m->groups_per_row + g;                                                                    \
-            float s = m->scales[index];                                                                                \
+            float scale[QS_PACKED_ROWS];                                                                               \
+            for (int i = 0; i < count; i++) scale[i] = m->scales[(r0 + i) * m->groups_per_row + g];                   \
             for (long c = begin; c < end; c += 32) {                                                                   \
-                __m256i w;                                                                                             \
-                if (m->bits == 8) {                                                                                    \
-                    w = _mm256_loadu_si256((const __m256i *)(codes + c));                                              \
-                } else {                                                                                               \
-                    __m128i v = _mm_loadu_si128((const __m128i *)(codes + c / 2));                                     \
-                    w = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), low), _mm_and_si128(v, low));            \
-                }                                                                                                      \
                 __m256i xq = _mm256_loadu_si256((const __m256i *)(job->codes + c));                                    \
-                __m256i products = dot_expr;                                                                           \
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(s * job->scales[c / 32]), _mm256_cvtepi32_ps(products), acc);    \
+                float dx = job->scales[c / 32];                                                                        \
+                for (int i = 0; i < count; i++) {                                                                      \
+                    const uint8_t *codes = m->codes + (r0 + i) * m->row_bytes;                                         \
+                    __m256i w;                                                                                         \
+                    if (m->bits == 8) {                                                                                \
+                        w = _mm256_loadu_si256((const __m256i *)(codes + c));                                          \
+                    } else {                                                                                           \
+                        __m128i v = _mm_loadu_si128((const __m128i *)(codes + c / 2));                                 \
+                        w = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), low), _mm_and_si128(v, low));        \
+                    }                                                                                                  \
+                    __m256i products = dot_expr;                                                                       \
+                    acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(scale[i] * dx), _mm256_cvtepi32_ps(products), acc[i]);    \
+                }                                                                                                      \
             }                                                                                                          \
-            extra += zero_term(m, index, s) * job->group_sums[g];                                                      \
+            for (int i = 0; i < count; i++)                                                                            \
+                extra[i] += zero_term(m, (r0 + i) * m->groups_per_row + g, scale[i]) * job->group_sums[g];             \
         }                                                                                                              \
-        __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));                             \
-        h = _mm_add_ps(h, _mm_movehl_ps(h, h));                                                                        \
-        h = _mm_add_ss(h, _mm_movehdup_ps(h));                                                                         \
-        return _mm_cvtss_f32(h) + extra;                                                                               \
+        for (int i = 0; i < count; i++) {                                                                              \
+            __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));                   \
+            h = _mm_add_ps(h, _mm_movehl_ps(h, h));                                                                    \
+            h = _mm_add_ss(h, _mm_movehdup_ps(h));                                                                     \
+            job->y[r0 + i] = _mm_cvtss_f32(h) + extra[i];                                                              \
+        }                                                                                                              \
+    }                                                                                                                  \
+    __attribute__((target(target_isa))) static void name(const struct packed_job *job, long r0, int count) {           \
+        if (count == 4) name##_n(job, r0, 4);                                                                          \
+        else for (int i = 0; i < count; i++) name##_n(job, r0 + i, 1);                                                 \
     }
 
 // maddubs adds pairs of u8 × s8 products in 16 bits, which 8-bit codes (255 · 127 · 2) overflow:
@@ -119,8 +153,8 @@ __attribute__((target("avx2,fma"))) static inline __m256i dot_avx2(__m256i w, __
     return _mm256_add_epi32(lo, hi);
 }
 
-QS_PACKED_INT8(row_int8_avx2, "avx2,fma", dot_avx2(w, xq, m->bits))
-QS_PACKED_INT8(row_int8_vnni, "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma",
+QS_PACKED_INT8(rows_int8_avx2, "avx2,fma", dot_avx2(w, xq, m->bits))
+QS_PACKED_INT8(rows_int8_vnni, "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma",
                _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, xq))
 
 static float row_int8_portable(const struct packed_job *job, long r) {
@@ -148,14 +182,23 @@ static float row_int8_portable(const struct packed_job *job, long r) {
 
 static void packed_task(void *ctx, long begin, long end) {
     const struct packed_job *job = ctx;
-    for (long r = begin; r < end; r++) {
-        float value;
-        if (job->int8) {
-            value = job->isa == 2 ? row_int8_vnni(job, r) : job->isa == 1 ? row_int8_avx2(job, r) : row_int8_portable(job, r);
-        } else {
-            value = job->isa == 2 ? row_avx512(job, r) : row_portable(job, r);
+    const struct qs_packed_matrix *m = job->m;
+    for (long r = begin; r < end; r += QS_PACKED_ROWS) {
+        int count = end - r < QS_PACKED_ROWS ? (int)(end - r) : QS_PACKED_ROWS;
+        // The rows two groups ahead, asked for now (see matvec.c).
+        if (r + 3 * QS_PACKED_ROWS <= end) {
+            const uint8_t *ahead = m->codes + (r + 2 * QS_PACKED_ROWS) * m->row_bytes;
+            for (long offset = 0; offset < QS_PACKED_ROWS * m->row_bytes; offset += 64) _mm_prefetch((const char *)(ahead + offset), _MM_HINT_T0);
         }
-        job->y[r] = value;
+        if (job->int8) {
+            if (job->isa == 2) rows_int8_vnni(job, r, count);
+            else if (job->isa == 1) rows_int8_avx2(job, r, count);
+            else for (int i = 0; i < count; i++) job->y[r + i] = row_int8_portable(job, r + i);
+        } else if (job->isa == 2) {
+            rows_avx512(job, r, count);
+        } else {
+            for (int i = 0; i < count; i++) job->y[r + i] = row_portable(job, r + i);
+        }
     }
 }
 
@@ -210,6 +253,7 @@ int qs_matvec_packed(const struct qs_packed_matrix *m, const float *x, float *y,
     struct packed_job job = {m, x, split, sums, codes, scales, y, isa, int8};
     long chunk = m->rows / ((long)threads * 8);
     if (chunk < 16) chunk = 16;
+    chunk = (chunk + QS_PACKED_ROWS - 1) / QS_PACKED_ROWS * QS_PACKED_ROWS;
     qs_parallel(m->rows, chunk, threads, packed_task, &job);
     if (memory != local) free(memory);
     return 0;

@@ -46,10 +46,11 @@ package struct GenerationResult: Sendable {
 package enum Generator {
     /// Generates up to `maxTokens` tokens after `prompt`, calling `onToken` with each as it comes;
     /// stops early at `stopTokens` or when `isCancelled` says so. Weights not held as fp32 are
-    /// converted once into `conversions` and reused by every token (until the packed kernels).
+    /// multiplied as held by the decode kernels where they take them, and otherwise converted once
+    /// into `conversions` and reused by every token.
     package static func generate(
         model: CausalLanguageModel, prompt: [Int], maxTokens: Int, sampling: SamplingOptions = SamplingOptions(),
-        stopTokens: Set<Int> = [], conversions: ConversionCache = .unbounded(), onToken: (Int) -> Void = { _ in },
+        stopTokens: Set<Int> = [], conversions: ConversionCache = .generation(), onToken: (Int) -> Void = { _ in },
         isCancelled: () -> Bool = { false }
     ) throws -> GenerationResult {
         guard !prompt.isEmpty else { throw EngineError("the prompt is empty: generation needs at least one token") }

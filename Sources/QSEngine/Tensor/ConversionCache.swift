@@ -26,8 +26,21 @@ package final class ConversionCache: @unchecked Sendable {
         self.largestBytes = largestBytes ?? budgetBytes / 2
     }
 
-    /// A cache that keeps every weight it converts (generation, until the packed kernels).
+    /// Whether weights the decode kernels multiply as held (stored GGUF blocks, fp32, packed
+    /// codes) are left out: many-row products convert them a tile at a time instead, so memory
+    /// stays near the size of the weights as held.
+    package private(set) var leavesKernelWeights = false
+
+    /// A cache that keeps every weight it converts.
     package static func unbounded() -> ConversionCache { ConversionCache(budgetBytes: .max, largestBytes: .max) }
+
+    /// Generation's cache: every weight the decode kernels do not take is converted once and
+    /// kept; those they take are never copied (prefill converts them by tiles).
+    package static func generation() -> ConversionCache {
+        let cache = ConversionCache(budgetBytes: .max, largestBytes: .max)
+        cache.leavesKernelWeights = true
+        return cache
+    }
 
     /// The budget of an evaluation: about 8 blocks of SmolLM2 (14 MB each in fp32), and no
     /// vocabulary-sized matrix (113 MB), which goes by tiles once per window instead.
@@ -38,6 +51,7 @@ package final class ConversionCache: @unchecked Sendable {
     package func floats(_ key: Key, _ weight: Weight) throws -> [Float]? {
         let bytes = weight.count * 4
         guard bytes <= largestBytes else { return nil }
+        if leavesKernelWeights, BlockKernels.takes(weight) || BlockKernels.takesPacked(weight) { return nil }
         lock.lock()
         if let cached = values[key] {
             if let index = recentlyUsed.firstIndex(of: key) { recentlyUsed.append(recentlyUsed.remove(at: index)) }

@@ -148,9 +148,10 @@ enum BenchCommand: Command {
         let gen = try invocation.integer("gen")
         let text = session.setting("eval_text")?.text ?? "shakespeare"
         let prompt = try Session.tokens(of: text, count: promptCount, bos: false, loaded: loaded, session: session, invocation: invocation)
-        // Convert the weights first so that neither figure includes it (with more rows than the
-        // block kernels take, so that prefill's tiles are converted too).
-        let conversions = ConversionCache.unbounded()
+        // Convert the weights the decode kernels do not take first, so that neither figure
+        // includes it (with more rows than the kernels take, as prefill runs); the others are
+        // never copied, and prefill converts them by tiles.
+        let conversions = ConversionCache.generation()
         _ = try model.forward(Array(prompt.prefix(WeightProduct.blockKernelRows + 1)), conversions: conversions)
         let result = try Generator.generate(
             model: model, prompt: prompt, maxTokens: gen, sampling: SamplingOptions(), conversions: conversions,
