@@ -179,11 +179,16 @@ struct KilledWriteTests {
         let first = try convert("bf16")
         first.waitUntilExit()
         #expect(first.terminationStatus == 0)
-        let started = Date()
-        let timed = try convert("f16")
-        timed.waitUntilExit()
-        let full = Date().timeIntervalSince(started)
-        #expect(timed.terminationStatus == 0)
+        // The shortest of three whole runs: one slowed by the tests running beside it would send
+        // the kills past the end of most conversions.
+        var full = Double.infinity
+        for _ in 0 ..< 3 {
+            let started = Date()
+            let timed = try convert("f16")
+            timed.waitUntilExit()
+            full = min(full, Date().timeIntervalSince(started))
+            #expect(timed.terminationStatus == 0)
+        }
         try Data("mine".utf8).write(to: URL(fileURLWithPath: out + "/notes.txt"))
 
         var generator = TestGenerator(seed: 17)
