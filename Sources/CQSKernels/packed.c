@@ -52,7 +52,7 @@ enum { QS_PACKED_ROWS = 4 };
 
 // Up to four rows at a time share the loads of x; `count` is a constant at each call.
 __attribute__((target("avx512f,avx512bw"), always_inline)) static inline void rows_avx512_n(
-    const struct packed_job *job, long r0, const int count) {
+    const struct packed_job *job, long r0, const int count, const int bits) {
     const struct qs_packed_matrix *m = job->m;
     const __m512i low = _mm512_set1_epi32(0xF);
     __m512 acc[QS_PACKED_ROWS];
@@ -69,7 +69,7 @@ __attribute__((target("avx512f,avx512bw"), always_inline)) static inline void ro
             __m512 x0 = _mm512_loadu_ps(job->split + c), x1 = _mm512_loadu_ps(job->split + c + 16);
             for (int i = 0; i < count; i++) {
                 const uint8_t *codes = m->codes + (r0 + i) * m->row_bytes;
-                if (m->bits == 8) {
+                if (bits == 8) {
                     __m512 w0 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(codes + c))));
                     __m512 w1 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(codes + c + 16))));
                     dot[i] = _mm512_fmadd_ps(w1, x1, _mm512_fmadd_ps(w0, x0, dot[i]));
@@ -92,15 +92,21 @@ __attribute__((target("avx512f,avx512bw"), always_inline)) static inline void ro
 }
 
 __attribute__((target("avx512f,avx512bw"))) static void rows_avx512(const struct packed_job *job, long r0, int count) {
-    if (count == 4) rows_avx512_n(job, r0, 4);
-    else for (int i = 0; i < count; i++) rows_avx512_n(job, r0 + i, 1);
+    // One instance per row count and code width, so that both are constants in the loops.
+    if (job->m->bits == 8) {
+        if (count == 4) rows_avx512_n(job, r0, 4, 8);
+        else for (int i = 0; i < count; i++) rows_avx512_n(job, r0 + i, 1, 8);
+    } else {
+        if (count == 4) rows_avx512_n(job, r0, 4, 4);
+        else for (int i = 0; i < count; i++) rows_avx512_n(job, r0 + i, 1, 4);
+    }
 }
 
 // The int8 path: x's codes per 32 columns (even then odd for 4-bit codes), integer dot
 // products of unsigned codes and x's signed ones; up to four rows share the loads of x.
 #define QS_PACKED_INT8(name, target_isa, dot_expr)                                                                     \
     __attribute__((target(target_isa), always_inline)) static inline void name##_n(                                   \
-        const struct packed_job *job, long r0, const int count) {                                                      \
+        const struct packed_job *job, long r0, const int count, const int bits) {                                      \
         const struct qs_packed_matrix *m = job->m;                                                                     \
         const __m128i low = _mm_set1_epi8(0xF);                                                                        \
         __m256 acc[QS_PACKED_ROWS];                                                                                    \
@@ -119,7 +125,7 @@ __attribute__((target("avx512f,avx512bw"))) static void rows_avx512(const struct
                 for (int i = 0; i < count; i++) {                                                                      \
                     const uint8_t *codes = m->codes + (r0 + i) * m->row_bytes;                                         \
                     __m256i w;                                                                                         \
-                    if (m->bits == 8) {                                                                                \
+                    if (bits == 8) {                                                                                   \
                         w = _mm256_loadu_si256((const __m256i *)(codes + c));                                          \
                     } else {                                                                                           \
                         __m128i v = _mm_loadu_si128((const __m128i *)(codes + c / 2));                                 \
@@ -140,8 +146,13 @@ __attribute__((target("avx512f,avx512bw"))) static void rows_avx512(const struct
         }                                                                                                              \
     }                                                                                                                  \
     __attribute__((target(target_isa))) static void name(const struct packed_job *job, long r0, int count) {           \
-        if (count == 4) name##_n(job, r0, 4);                                                                          \
-        else for (int i = 0; i < count; i++) name##_n(job, r0 + i, 1);                                                 \
+        if (job->m->bits == 8) {                                                                                       \
+            if (count == 4) name##_n(job, r0, 4, 8);                                                                   \
+            else for (int i = 0; i < count; i++) name##_n(job, r0 + i, 1, 8);                                          \
+        } else {                                                                                                       \
+            if (count == 4) name##_n(job, r0, 4, 4);                                                                   \
+            else for (int i = 0; i < count; i++) name##_n(job, r0 + i, 1, 4);                                          \
+        }                                                                                                              \
     }
 
 // maddubs adds pairs of u8 × s8 products in 16 bits, which 8-bit codes (255 · 127 · 2) overflow:
@@ -153,7 +164,7 @@ __attribute__((target("avx2,fma"))) static inline __m256i dot_avx2(__m256i w, __
     return _mm256_add_epi32(lo, hi);
 }
 
-QS_PACKED_INT8(rows_int8_avx2, "avx2,fma", dot_avx2(w, xq, m->bits))
+QS_PACKED_INT8(rows_int8_avx2, "avx2,fma", dot_avx2(w, xq, bits))
 QS_PACKED_INT8(rows_int8_vnni, "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma",
                _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, xq))
 
