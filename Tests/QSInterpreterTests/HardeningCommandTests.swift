@@ -108,6 +108,14 @@ import Testing
         let one = try #require(try session.run("generate \"Hello\" tokens=1", name: "t.qs").record)
         #expect(one["tokens"] == .number(1) && one["decode_tok_s"] == nil)
         #expect(CommandContractTests.error(session, "bench prompt=1 gen=1")?.contains("between 2 and") == true)
+        // compare= names a GGUF file that exists, before anything is measured.
+        let missing = "/nonexistent-\(UUID().uuidString).gguf"
+        #expect(CommandContractTests.error(session, "bench prompt=2 gen=2 compare=\"\(missing)\"")?.contains("\(missing) is not a file") == true)
+        #expect(CommandContractTests.error(session, "bench prompt=2 gen=2 compare=\"\(environment["QS_SHAKESPEARE_DIR"]!)\"")?.contains("is not a file") == true)
+        let notGGUF = FileManager.default.temporaryDirectory.appendingPathComponent("qs-compare-\(UUID().uuidString).bin").path
+        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: notGGUF))
+        defer { try? FileManager.default.removeItem(atPath: notGGUF) }
+        #expect(CommandContractTests.error(session, "bench prompt=2 gen=2 compare=\"\(notGGUF)\"")?.contains("does not end in .gguf") == true)
     }
 }
 

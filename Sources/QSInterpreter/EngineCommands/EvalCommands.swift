@@ -129,6 +129,7 @@ enum BenchCommand: Command {
                     ArgumentSpec("prompt", .integer, help: "prompt tokens (taken from the eval text)", default: .number(512), range: 1...131_072),
                     // Decoding is timed from the second generated token on: one alone times nothing.
                     ArgumentSpec("gen", .integer, help: "tokens to generate (at least 2: decoding is timed after the first)", default: .number(128), range: 2...131_072),
+                    ArgumentSpec("compare", .path, help: "a GGUF file to measure the same way in llama.cpp (llama-cpp-python)"),
                 ],
                 resultFields: [
                     ("prefill_tok_s", "prompt tokens per second"), ("decode_tok_s", "generated tokens per second"),
@@ -136,8 +137,11 @@ enum BenchCommand: Command {
                     ("bytes", "bytes of the weights as held"), ("bits_per_weight", "bits per parameter as held"),
                     ("params", "parameters"),
                     ("kernels", "the decode kernels' path: avx512, avx2 or portable, +int8 with `set kernels=int8`"),
+                    ("llama_prefill_tok_s", "with compare=: llama.cpp's prompt tokens per second"),
+                    ("llama_decode_tok_s", "with compare=: llama.cpp's generated tokens per second"),
+                    ("llama_peak_mb", "with compare=: the peak resident memory of llama.cpp's process, MB"),
                 ],
-                examples: ["bench", "bench prompt=128 gen=32"])
+                examples: ["bench", "bench prompt=128 gen=32", "bench compare=smollm2-q4_0.gguf"])
 
     static func run(_ invocation: CommandInvocation, _ session: Session) throws -> Value {
         let loaded = try session.workspace.requireModel()
@@ -148,6 +152,13 @@ enum BenchCommand: Command {
         let gen = try invocation.integer("gen")
         let text = session.setting("eval_text")?.text ?? "shakespeare"
         let prompt = try Session.tokens(of: text, count: promptCount, bos: false, loaded: loaded, session: session, invocation: invocation)
+        var compare: String?
+        if invocation.isGiven("compare") {
+            let path = Session.expandTilde(try invocation.text("compare"))
+            guard FileAccess.kind(path) == .regular else { throw CommandError.invalidArgument("compare", "\(path) is not a file") }
+            guard path.hasSuffix(".gguf") else { throw CommandError.invalidArgument("compare", "llama.cpp runs GGUF files; \(path) does not end in .gguf") }
+            compare = path
+        }
         // Convert the weights the decode kernels do not take first, so that neither figure
         // includes it (with more rows than the kernels take, as prefill runs); the others are
         // never copied, and prefill converts them by tiles.
@@ -165,6 +176,14 @@ enum BenchCommand: Command {
             ("kernels", .string(BlockKernels.pathName)),
         ])
         for (name, value) in Session.sizeFields(loaded) { record[name] = value }
+        if let compare {
+            let llama = try LlamaComparison.measure(file: compare, prompt: prompt, gen: gen, threads: ThreadCount.configured)
+            session.output("  llama.cpp \((compare as NSString).lastPathComponent): prefill \(fmt(llama.prefill, 1)) tok/s   decode \(fmt(llama.decode, 1)) tok/s   peak memory \(fmt(llama.peakMB, 0)) MB\n")
+            session.output("  qs / llama.cpp: prefill \(fmt(result.prefillTokensPerSecond / llama.prefill, 2))×   decode \(fmt(result.decodeTokensPerSecond / llama.decode, 2))×\n")
+            record["llama_prefill_tok_s"] = .number((llama.prefill * 10).rounded() / 10)
+            record["llama_decode_tok_s"] = .number((llama.decode * 10).rounded() / 10)
+            record["llama_peak_mb"] = .number(llama.peakMB.rounded())
+        }
         return .record(record)
     }
 }
