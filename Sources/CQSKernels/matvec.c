@@ -1,6 +1,8 @@
 #include "qs_kernels.h"
 
 #include <immintrin.h>
+#include <float.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -359,12 +361,15 @@ static void quantize_activations(const float *x, long cols, struct q8_activation
     for (long b = 0; b < blocks; b++) {
         const float *xb = x + b * 32;
         float amax = 0;
+        int finite = 1;
         for (int j = 0; j < 32; j++) {
             float a = xb[j] < 0 ? -xb[j] : xb[j];
             if (a > amax) amax = a;
+            if (!(a <= FLT_MAX)) finite = 0;
         }
-        float d = amax / 127.0f;
-        float inverse = d != 0 ? 1.0f / d : 0.0f;
+        // A NaN or infinity in the block makes its products NaN, as the exact path's would be.
+        float d = finite ? amax / 127.0f : NAN;
+        float inverse = finite && d != 0 ? 1.0f / d : 0.0f;
         int sum = 0;
         for (int j = 0; j < 32; j++) {
             float v = xb[j] * inverse;

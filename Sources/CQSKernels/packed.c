@@ -1,6 +1,8 @@
 #include "qs_kernels.h"
 
 #include <immintrin.h>
+#include <float.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -248,11 +250,14 @@ int qs_matvec_packed(const struct qs_packed_matrix *m, const float *x, float *y,
     if (int8) {
         for (long b = 0; b < blocks; b++) {
             float amax = 0;
+            int finite = 1;
             for (int j = 0; j < 32; j++) {
                 float a = split[b * 32 + j] < 0 ? -split[b * 32 + j] : split[b * 32 + j];
                 if (a > amax) amax = a;
+                if (!(a <= FLT_MAX)) finite = 0;
             }
-            float d = amax / 127.0f, inverse = d != 0 ? 1.0f / d : 0.0f;
+            // A NaN or infinity makes the block's products NaN, as the exact path's would be.
+            float d = finite ? amax / 127.0f : NAN, inverse = finite && d != 0 ? 1.0f / d : 0.0f;
             for (int j = 0; j < 32; j++) {
                 float v = split[b * 32 + j] * inverse;
                 int q = (int)(v < 0 ? v - 0.5f : v + 0.5f);

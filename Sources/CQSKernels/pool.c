@@ -47,8 +47,10 @@ static void run_items(void) {
 }
 
 static void *worker_main(void *arg) {
-    int index = (int)(long)arg;
-    unsigned seen = 0;
+    // The index, and the generation current when the worker was made: jobs before it are not its.
+    long packed = (long)arg;
+    int index = (int)(packed & 0xFFFF);
+    unsigned seen = (unsigned)(packed >> 16);
     for (;;) {
         unsigned current;
         int spins = 0;
@@ -82,7 +84,8 @@ void qs_parallel(long total, long chunk, int threads, qs_task_fn fn, void *ctx) 
         return;
     }
     while (pool.workers < threads - 1) {
-        if (pthread_create(&pool.threads[pool.workers], NULL, worker_main, (void *)(long)pool.workers) != 0) break;
+        long arg = (long)pool.workers | ((long)atomic_load(&pool.generation) << 16);
+        if (pthread_create(&pool.threads[pool.workers], NULL, worker_main, (void *)arg) != 0) break;
         pthread_detach(pool.threads[pool.workers]);
         pool.workers++;
     }

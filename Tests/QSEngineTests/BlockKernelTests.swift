@@ -126,6 +126,38 @@ import CQSKernels
         }
     }
 
+    /// A NaN among the activations makes the int8 path's products NaN, as the exact path's are
+    /// (the non-finite probe depends on it), for blocks and packed weights, on every path.
+    @Test func int8PathPropagatesNaN() throws {
+        let (stored, url) = try Self.tensor(.q4_0, rows: 8, columns: 64, seed: 5)
+        defer { try? FileManager.default.removeItem(at: url) }
+        let packed = try RoundToNearest.quantize(
+            (0 ..< 8 * 64).map { Float($0 % 13) * 0.01 - 0.06 }, rows: 8, columns: 64,
+            scheme: QuantizationScheme(bits: 4, symmetric: false, granularity: .group(32)))
+        var x = [Float](repeating: 0.5, count: 64)
+        x[40] = .nan
+        for path in BlockKernels.Path.allCases where path.rawValue <= BlockKernels.best.rawValue {
+            BlockKernels.path = path
+            defer { BlockKernels.path = BlockKernels.best }
+            for weight in [Weight(stored: stored), try Weight(packed: packed)] {
+                var y = [Float](repeating: 0, count: 8)
+                try BlockKernels.$activations.withValue(.int8) {
+                    try x.withUnsafeBufferPointer { xp in
+                        try y.withUnsafeMutableBufferPointer { out in
+                            if BlockKernels.takes(weight) {
+                                try BlockKernels.multiply(weight, xp.baseAddress!, into: out.baseAddress!)
+                            } else {
+                                try BlockKernels.multiply(packed: weight, xp.baseAddress!, into: out.baseAddress!)
+                            }
+                        }
+                    }
+                }
+                let allNaN = y.allSatisfy { $0.isNaN }
+                #expect(allNaN, "\(path): \(y)")
+            }
+        }
+    }
+
     /// fp32 weights held in place: the matrix-vector kernel, with a ragged tail of columns.
     @Test func f32MatrixVectorProduct() throws {
         for (rows, columns) in [(1, 7), (37, 70), (64, 576), (9, 1536)] {
@@ -196,7 +228,8 @@ import CQSKernels
     /// The decode pool hands out every item exactly once, with any chunk, thread count and total,
     /// and a job started from inside a job runs on its caller.
     @Test func poolCoversEveryItemOnce() {
-        for (total, chunk, threads) in [(1, 1, 2), (1000, 7, 2), (64, 64, 2), (513, 16, 4), (10, 3, 1)] {
+        // The thread count grows 2 → 4 → 8: workers made after earlier jobs must not take those.
+        for (total, chunk, threads) in [(1, 1, 2), (1000, 7, 2), (64, 64, 2), (513, 16, 4), (10, 3, 1), (5000, 3, 8), (777, 1, 8)] {
             var counts = [Int32](repeating: 0, count: total)
             counts.withUnsafeMutableBufferPointer { buffer in
                 qs_parallel(total, chunk, Int32(threads), { context, begin, end in
