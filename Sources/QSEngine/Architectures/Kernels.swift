@@ -202,14 +202,15 @@ package enum Kernels {
         for i in 0 ..< count { row[i] *= inverse }
     }
 
+    /// Up to this many new rows, attention runs in the decode kernel (one task per head and row).
+    package static let decodeAttentionRows = 4
+
     /// Scaled dot-product attention for the new rows `q` ([rows, heads·d]) against keys and
     /// values `k`, `v` ([keys, kvHeads·d]) whose first `keys - rows` entries are the past.
     /// Causal: row r sees keys up to past + r, and rows go in blocks of 128 that multiply only
     /// against the keys they can see (at 512 tokens that skips 3/8 of the attention products).
-    /// `keyMask` (per key, true = attend) applies to encoders. Returns [rows, heads·d].
-    /// Up to this many new rows, attention runs in the decode kernel (one task per head and row).
-    package static let decodeAttentionRows = 4
-
+    /// `keyMask` (per key, true = attend) applies to encoders. Returns [rows, heads·d]. Up to
+    /// `decodeAttentionRows` rows run in `qs_attention_rows` on the decode pool, more through GEMM.
     package static func attention(
         q: Activations, k: UnsafePointer<Float>, v: UnsafePointer<Float>, keys: Int, heads: Int,
         kvHeads: Int, headDim: Int, causal: Bool, keyMask: [Bool]? = nil
