@@ -166,7 +166,6 @@ package enum StructuredPruner {
     /// Removes the planned units: the tensors of each block shrink (weights dense in their
     /// dtype, masks kept on what is left, biases with them).
     package static func apply(_ model: BlockModel, plan: [Int: [Int]], unit: Unit, isCancelled: () -> Bool = { false }) throws -> [BlockChange] {
-        let store = model.weights
         let headDim = model.config.headDim
         var changes: [BlockChange] = []
         for block in plan.keys.sorted() {
