@@ -260,9 +260,7 @@ static void blocks_task(void *ctx, long begin, long end) {
     qs_matvec_blocks(job->type, job->weights, job->row_bytes, job->x, job->cols, job->y + begin, begin, end, job->isa);
 }
 
-// Chunks of rows: a multiple of the kernels' four, about eight per thread so that the atomic
-// hand-out can even out a slow thread, never under 16 rows.
-static long row_chunk(long rows, int threads) {
+long qs_row_chunk(long rows, int threads) {
     long chunk = rows / ((long)threads * 8);
     if (chunk < 16) chunk = 16;
     return (chunk + 3) / 4 * 4;
@@ -272,7 +270,7 @@ int qs_matvec_blocks_mt(int type, const void *weights, long row_bytes, const flo
                         int isa, int threads) {
     if (!qs_matvec_blocks_supported(type) || cols % 32 != 0) return -1;
     struct blocks_job job = {type, isa, weights, row_bytes, cols, x, y};
-    qs_parallel(rows, row_chunk(rows, threads), threads, blocks_task, &job);
+    qs_parallel(rows, qs_row_chunk(rows, threads), threads, blocks_task, &job);
     return 0;
 }
 
@@ -336,7 +334,7 @@ static void f32_task(void *ctx, long begin, long end) {
 void qs_matvec_f32(const float *w, long ld, const float *x, long cols, float *y, long rows, int isa, int threads) {
     if (isa > qs_kernels_best_isa()) isa = qs_kernels_best_isa();
     struct f32_job job = {w, ld, cols, x, y, isa == 2 ? 2 : 0};
-    qs_parallel(rows, row_chunk(rows, threads), threads, f32_task, &job);
+    qs_parallel(rows, qs_row_chunk(rows, threads), threads, f32_task, &job);
 }
 
 // MARK: int8 activations
@@ -522,7 +520,7 @@ int qs_matvec_blocks_int8(int type, const void *weights, long row_bytes, const f
     a.sums = (float *)(memory + blocks * 68);
     quantize_activations(x, cols, &a);
     struct int8_job job = {type, isa, weights, row_bytes, &a, y};
-    qs_parallel(rows, row_chunk(rows, threads), threads, int8_task, &job);
+    qs_parallel(rows, qs_row_chunk(rows, threads), threads, int8_task, &job);
     if (memory != local) free(memory);
     return 0;
 }

@@ -25,6 +25,12 @@ struct packed_job {
     int isa, int8;
 };
 
+// One past the last column of group g (the last group of a row may be shorter).
+static inline long group_end(const struct qs_packed_matrix *m, long g) {
+    long end = (g + 1) * m->group;
+    return end < m->cols ? end : m->cols;
+}
+
 static inline float zero_term(const struct qs_packed_matrix *m, long index, float scale) {
     switch (m->zero_kind) {
     case 0: return -scale * m->zero;
@@ -38,7 +44,7 @@ static float row_portable(const struct packed_job *job, long r) {
     const uint8_t *codes = m->codes + r * m->row_bytes;
     float total = 0;
     for (long g = 0; g < m->groups_per_row; g++) {
-        long begin = g * m->group, end = begin + m->group < m->cols ? begin + m->group : m->cols;
+        long begin = g * m->group, end = group_end(m, g);
         float dot = 0;
         for (long c = begin; c < end; c++) {
             int code = m->bits == 8 ? codes[c] : (codes[c / 2] >> (4 * (c & 1))) & 0xF;
@@ -64,7 +70,7 @@ __attribute__((target("avx512f,avx512bw"), always_inline)) static inline void ro
         extra[i] = 0;
     }
     for (long g = 0; g < m->groups_per_row; g++) {
-        long begin = g * m->group, end = begin + m->group < m->cols ? begin + m->group : m->cols;
+        long begin = g * m->group, end = group_end(m, g);
         __m512 dot[QS_PACKED_ROWS];
         for (int i = 0; i < count; i++) dot[i] = _mm512_setzero_ps();
         for (long c = begin; c < end; c += 32) {
@@ -118,7 +124,7 @@ __attribute__((target("avx512f,avx512bw"))) static void rows_avx512(const struct
             extra[i] = 0;                                                                                              \
         }                                                                                                              \
         for (long g = 0; g < m->groups_per_row; g++) {                                                                 \
-            long begin = g * m->group, end = begin + m->group < m->cols ? begin + m->group : m->cols;                 \
+            long begin = g * m->group, end = group_end(m, g);                 \
             float scale[QS_PACKED_ROWS];                                                                               \
             for (int i = 0; i < count; i++) scale[i] = m->scales[(r0 + i) * m->groups_per_row + g];                   \
             for (long c = begin; c < end; c += 32) {                                                                   \
@@ -175,7 +181,7 @@ static float row_int8_portable(const struct packed_job *job, long r) {
     const uint8_t *codes = m->codes + r * m->row_bytes;
     float total = 0;
     for (long g = 0; g < m->groups_per_row; g++) {
-        long begin = g * m->group, end = begin + m->group < m->cols ? begin + m->group : m->cols;
+        long begin = g * m->group, end = group_end(m, g);
         long index = r * m->groups_per_row + g;
         float s = m->scales[index], dot = 0;
         for (long c = begin; c < end; c += 32) {
@@ -235,7 +241,7 @@ int qs_matvec_packed(const struct qs_packed_matrix *m, const float *x, float *y,
     float *scales = sums + m->groups_per_row;
     int8_t *codes = (int8_t *)(scales + blocks);
     for (long g = 0; g < m->groups_per_row; g++) {
-        long begin = g * m->group, end = begin + m->group < cols ? begin + m->group : cols;
+        long begin = g * m->group, end = group_end(m, g);
         float s = 0;
         for (long c = begin; c < end; c++) s += x[c];
         sums[g] = s;
@@ -267,10 +273,7 @@ int qs_matvec_packed(const struct qs_packed_matrix *m, const float *x, float *y,
         }
     }
     struct packed_job job = {m, x, split, sums, codes, scales, y, isa, int8};
-    long chunk = m->rows / ((long)threads * 8);
-    if (chunk < 16) chunk = 16;
-    chunk = (chunk + QS_PACKED_ROWS - 1) / QS_PACKED_ROWS * QS_PACKED_ROWS;
-    qs_parallel(m->rows, chunk, threads, packed_task, &job);
+    qs_parallel(m->rows, qs_row_chunk(m->rows, threads), threads, packed_task, &job);
     if (memory != local) free(memory);
     return 0;
 }

@@ -50,6 +50,10 @@ typedef void (*qs_task_fn)(void *ctx, long begin, long end);
 /// A call made while another job runs (another thread, or nested) runs on the caller alone.
 void qs_parallel(long total, long chunk, int threads, qs_task_fn fn, void *ctx);
 
+/// The rows a decode kernel's job hands out at a time: a multiple of the kernels' four, about
+/// eight chunks per thread so that the atomic hand-out can even out a slow thread, never under 16.
+long qs_row_chunk(long rows, int threads);
+
 /// `qs_matvec_blocks` over all `rows` rows, split over `threads` threads of the decode pool.
 int qs_matvec_blocks_mt(int type, const void *weights, long row_bytes, const float *x, long cols, float *y, long rows,
                         int isa, int threads);

@@ -99,47 +99,8 @@ package enum WeightProduct {
         }
         var y = Activations(rows: x.rows, cols: out)
         guard x.rows > 0 else { return y }
-        // Decoding (a row or two): GGUF blocks are multiplied as stored, with no fp32 copy.
-        if x.rows <= blockKernelRows, BlockKernels.takes(weight) {
-            try y.data.withUnsafeMutableBufferPointer { c in
-                try x.data.withUnsafeBufferPointer { a in
-                    for r in 0 ..< x.rows {
-                        let row = c.baseAddress! + r * out
-                        try BlockKernels.multiply(weight, a.baseAddress! + r * inputs, into: row)
-                        if let bias { for o in 0 ..< out { row[o] += bias[o] } }
-                    }
-                }
-            }
-            return y
-        }
-        // Decoding with packed weights: the codes are multiplied as they are held.
-        if x.rows <= blockKernelRows, BlockKernels.takesPacked(weight) {
-            try y.data.withUnsafeMutableBufferPointer { c in
-                try x.data.withUnsafeBufferPointer { a in
-                    for r in 0 ..< x.rows {
-                        let row = c.baseAddress! + r * out
-                        try BlockKernels.multiply(packed: weight, a.baseAddress! + r * inputs, into: row)
-                        if let bias { for o in 0 ..< out { row[o] += bias[o] } }
-                    }
-                }
-            }
-            return y
-        }
-        // Decoding with fp32 weights held in place: the matrix-vector kernel on the decode pool.
-        if x.rows <= blockKernelRows, weight.layout == .outIn {
-            let done: Void? = weight.withContiguousFloats { w in
-                y.data.withUnsafeMutableBufferPointer { c in
-                    x.data.withUnsafeBufferPointer { a in
-                        for r in 0 ..< x.rows {
-                            let row = c.baseAddress! + r * out
-                            BlockKernels.multiply(floats: w.baseAddress!, rows: out, columns: inputs, a.baseAddress! + r * inputs, into: row)
-                            if let bias { for o in 0 ..< out { row[o] += bias[o] } }
-                        }
-                    }
-                }
-            }
-            if done != nil { return y }
-        }
+        // Decoding (a row or two): the weight as held, when a decode kernel takes it.
+        if x.rows <= blockKernelRows, try decode(x, weight, bias: bias, into: &y) { return y }
         try y.data.withUnsafeMutableBufferPointer { c in
             if let bias {
                 bias.withUnsafeBufferPointer { b in
@@ -167,6 +128,36 @@ package enum WeightProduct {
             }
         }
         return y
+    }
+
+    /// y = x · Wᵀ (+ bias) row by row through the decode kernels, on the weight as held: stored
+    /// GGUF blocks or fp32, packed codes, or fp32 values held in place. False, with y untouched,
+    /// when no kernel takes the weight.
+    private static func decode(_ x: Activations, _ weight: Weight, bias: [Float]?, into y: inout Activations) throws -> Bool {
+        let out = y.cols, inputs = x.cols
+        func rows(_ product: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) throws -> Void) rethrows {
+            try y.data.withUnsafeMutableBufferPointer { c in
+                try x.data.withUnsafeBufferPointer { a in
+                    for r in 0 ..< x.rows {
+                        let row = c.baseAddress! + r * out
+                        try product(a.baseAddress! + r * inputs, row)
+                        if let bias { for o in 0 ..< out { row[o] += bias[o] } }
+                    }
+                }
+            }
+        }
+        if BlockKernels.takes(weight) {
+            try rows { try BlockKernels.multiply(weight, $0, into: $1) }
+            return true
+        }
+        if BlockKernels.takesPacked(weight) {
+            try rows { try BlockKernels.multiply(packed: weight, $0, into: $1) }
+            return true
+        }
+        guard weight.layout == .outIn else { return false }
+        return weight.withContiguousFloats { w in
+            rows { BlockKernels.multiply(floats: w.baseAddress!, rows: out, columns: inputs, $0, into: $1) }
+        } != nil
     }
 
     /// Rows `ids` of a table (an embedding), converted one row at a time where the form allows

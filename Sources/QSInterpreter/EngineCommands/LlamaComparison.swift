@@ -11,17 +11,18 @@ enum LlamaComparison {
         var peakMB: Double
     }
 
-    /// The Python that has llama_cpp: QS_LLAMA_PYTHON, else .build/venv-llama/bin/python below
-    /// the working folder (what scripts/bench/decode sets up), else python3 on PATH.
-    static func python() throws -> String {
-        var candidates: [String] = []
-        if let chosen = ProcessInfo.processInfo.environment["QS_LLAMA_PYTHON"], !chosen.isEmpty { candidates.append(chosen) }
-        candidates.append(FileManager.default.currentDirectoryPath + "/.build/venv-llama/bin/python")
-        candidates.append("/usr/bin/env")
-        for candidate in candidates {
-            let arguments = candidate == "/usr/bin/env" ? ["python3", "-c", "import llama_cpp, numpy"] : ["-c", "import llama_cpp, numpy"]
-            guard FileManager.default.isExecutableFile(atPath: candidate), (try? run(candidate, arguments).status) == 0 else { continue }
-            return candidate
+    /// The Python that has llama_cpp, as an executable and the arguments before a program:
+    /// QS_LLAMA_PYTHON, else .build/venv-llama/bin/python below the working folder (what
+    /// scripts/bench/decode sets up), else python3 on PATH.
+    static func python() throws -> (executable: String, prefix: [String]) {
+        var candidates: [(String, [String])] = []
+        if let chosen = ProcessInfo.processInfo.environment["QS_LLAMA_PYTHON"], !chosen.isEmpty { candidates.append((chosen, [])) }
+        candidates.append((FileManager.default.currentDirectoryPath + "/.build/venv-llama/bin/python", []))
+        candidates.append(("/usr/bin/env", ["python3"]))
+        for (executable, prefix) in candidates
+        where FileManager.default.isExecutableFile(atPath: executable)
+            && (try? run(executable, prefix + ["-c", "import llama_cpp, numpy"]).status) == 0 {
+            return (executable, prefix)
         }
         throw CommandError.invalidArgument(
             "compare", "needs llama-cpp-python (with numpy): set QS_LLAMA_PYTHON to a Python that has it, or run scripts/bench/decode once to set up .build/venv-llama")
@@ -57,8 +58,7 @@ enum LlamaComparison {
         let ids = FileManager.default.temporaryDirectory.appendingPathComponent("qs-compare-\(UUID().uuidString).txt")
         try prompt.map(String.init).joined(separator: "\n").write(to: ids, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: ids) }
-        let arguments = [script, file, ids.path, String(gen), String(threads)]
-        let result = try run(python, python == "/usr/bin/env" ? ["python3", "-c"] + arguments : ["-c"] + arguments)
+        let result = try run(python.executable, python.prefix + ["-c", script, file, ids.path, String(gen), String(threads)])
         guard result.status == 0, let line = result.output.split(separator: "\n").last,
             let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Double],
             let prefill = object["prefill_tok_s"], let decode = object["decode_tok_s"], let peak = object["peak_mb"]
