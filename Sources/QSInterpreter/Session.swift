@@ -11,6 +11,7 @@ package final class Session {
         SnapshotCommand.self, RestoreCommand.self, ResetCommand.self, EvalCommand.self, GenerateCommand.self,
         BenchCommand.self, CalibrateCommand.self, QuantizeCommand.self, ReportCommand.self,
         SensitivityCommand.self, AutoquantCommand.self, PruneCommand.self, SaveCommand.self, ExportCommand.self,
+        FinetuneCommand.self, TuneCommand.self,
     ]
     /// The settings every session has.
     static let standardSettings = [
@@ -19,6 +20,9 @@ package final class Session {
         ArgumentSpec(
             "kernels", .word, help: "activations of the quantized decode kernels: exact (fp32), or int8 (quantized per block, faster)",
             default: .word("exact"), allowed: BlockKernels.Activations.allCases.map(\.rawValue)),
+        ArgumentSpec(
+            "train_memory", .word, help: "what training keeps for the backward: keep (every block's activations) or recompute (each block's input; less memory)",
+            default: .word("keep"), allowed: ["keep", "recompute"]),
         ArgumentSpec("eval_text", .string, help: "the text 'eval' uses when none is named", default: .word("shakespeare")),
     ]
 

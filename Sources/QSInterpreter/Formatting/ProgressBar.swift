@@ -15,8 +15,8 @@ package final class ProgressBar {
         self.enabled = enabled
     }
 
-    /// Shows `done` of `total`.
-    package func update(_ done: Int, of total: Int) {
+    /// Shows `done` of `total`, with `detail` (a loss, a rate) after the counts.
+    package func update(_ done: Int, of total: Int, detail: String = "") {
         guard enabled else { return }
         let now = Date()
         guard done >= total || now.timeIntervalSince(lastDraw) >= 0.1 else { return }
@@ -28,7 +28,7 @@ package final class ProgressBar {
         let rate = elapsed > 0 ? Double(done) / elapsed : 0
         let left = rate > 0 ? Double(total - done) / rate : 0
         let bar = String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled)
-        let line = "\(label) [\(bar)] \(done)/\(total) \(unit)  \(fixed1(rate)) \(unit)/s  \(Int(left.rounded()))s left"
+        let line = "\(label) [\(bar)] \(done)/\(total) \(unit)  \(fixed1(rate)) \(unit)/s  \(Int(left.rounded()))s left\(detail.isEmpty ? "" : "  " + detail)"
         FileHandle.standardError.write(Data(("\r" + line + "\u{1B}[K").utf8))
     }
 

@@ -1,0 +1,285 @@
+import Foundation
+
+/// Which of a model's tensors learn, and how, for `finetune` and `tune blocks`.
+package struct ParameterSelection: Sendable {
+    /// What a tensor does: given its canonical module, whether it is a bias, and whether its
+    /// weight is quantized, whether its values learn and whether its grid's scales learn.
+    package var choose: @Sendable (_ entry: LayerNames.Entry, _ isBias: Bool, _ isQuantized: Bool) -> (values: Bool, scales: Bool)
+
+    package init(_ choose: @escaping @Sendable (_ entry: LayerNames.Entry, _ isBias: Bool, _ isQuantized: Bool) -> (values: Bool, scales: Bool)) {
+        self.choose = choose
+    }
+
+    /// Every tensor (quantized layers through their grid).
+    package static let all = ParameterSelection { _, _, _ in (true, false) }
+    /// The normalisations' scales only.
+    package static let norms = ParameterSelection { entry, _, _ in (entry.kind == .norm, false) }
+    /// The quantized layers' scales and the norms (learned step size, weights fixed on their codes).
+    package static let scales = ParameterSelection { entry, isBias, quantized in
+        entry.kind == .norm ? (true, false) : (false, quantized && !isBias)
+    }
+}
+
+/// How much of the forward pass is kept for the backward.
+package enum ActivationMemory: String, Sendable {
+    /// Every block's intermediate values are kept (fastest; memory grows with the blocks).
+    case keep
+    /// Only each block's input is kept; the block runs forward again in the backward pass.
+    case recompute
+}
+
+/// A llama-family model as trainable parameters (fp32 master weights beside the model's
+/// forms), with a forward pass that keeps what its backward needs and the backward itself.
+/// Sequences in a batch have one length; their rows lie one after another.
+package final class TrainingModel {
+    package let config: ModelConfig
+    package let names: LayerNames
+    package let activation: Kernels.Activation
+    /// Every tensor the forward pass uses, by checkpoint name.
+    package private(set) var parameters: [String: TrainableParameter] = [:]
+    /// The parameters in a fixed order (checkpoint order of their modules).
+    package private(set) var ordered: [TrainableParameter] = []
+    package var memory: ActivationMemory = .keep
+    private let headName: String
+
+    /// The parameters of `model` in their current forms; `blocks` limits the model to those
+    /// blocks' tensors (block-wise tuning), nil takes everything.
+    package init(_ model: BlockModel, selection: ParameterSelection, blocks: Set<Int>? = nil) throws {
+        guard LlamaFamily.architectures.contains(model.config.architecture) else {
+            throw EngineError("training is implemented for the llama family (llama, mistral, qwen2, SmolLM2); \(model.config.architecture.rawValue) is not yet")
+        }
+        config = model.config
+        names = model.names
+        activation = try Kernels.Activation(config, key: "hidden_act", path: model.weights.checkpoint.path)
+        guard let head = names.headWeight else { throw EngineError("the model has no vocabulary projection") }
+        headName = head
+        for entry in names.entries {
+            let block = CalibratedQuantizer.blockIndex(entry.canonical)
+            if let blocks { guard let block, blocks.contains(block) else { continue } }
+            var tensors = [(entry.weight, false)]
+            if entry.hasBias { tensors.append((entry.bias, true)) }
+            for (name, isBias) in tensors where model.weights.contains(name) && parameters[name] == nil {
+                let weight = try model.weights.weight(name)
+                let choice = selection.choose(entry, isBias, weight.isQuantized)
+                let parameter = try TrainableParameter(name: name, weight: weight, learnsValues: choice.values, learnsScales: choice.scales)
+                parameters[name] = parameter
+                ordered.append(parameter)
+            }
+        }
+    }
+
+    /// The parameters that learn.
+    package var trainable: [TrainableParameter] { ordered.filter(\.trainable) }
+
+    func parameter(_ canonical: String, bias: Bool = false) -> TrainableParameter? {
+        guard let entry = names.entry(canonical) else { return nil }
+        return parameters[bias ? entry.bias : entry.weight]
+    }
+
+    func required(_ canonical: String, bias: Bool = false) -> TrainableParameter {
+        guard let parameter = parameter(canonical, bias: bias) else { preconditionFailure("no parameter for \(canonical)") }
+        return parameter
+    }
+
+    // MARK: Blocks
+
+    /// What a block's forward pass keeps for its backward.
+    package struct BlockCache {
+        var input: Activations
+        var normed: Activations
+        var q: Activations
+        var k: Activations
+        var v: Activations
+        var attention: Backward.AttentionState
+        var attended: Activations
+        var middle: Activations
+        var normed2: Activations
+        var gate: Activations
+        var up: Activations
+        var hidden: Activations
+    }
+
+    private func linear(_ canonical: String, _ x: Activations) -> Activations {
+        let weight = required(canonical)
+        return Backward.linear(x, weight: weight.effective, out: weight.shape[0], bias: parameter(canonical, bias: true)?.effective)
+    }
+
+    /// Runs block `index` on the rows of sequences of `length` tokens, returning its output and,
+    /// with `keep`, what its backward needs.
+    package func block(_ index: Int, _ x: Activations, length: Int, keep: Bool = true) -> (Activations, BlockCache?) {
+        let c = config
+        let layer = "layer.\(index)."
+        let eps = Float(c.normEps)
+        let normed = Kernels.rmsNorm(x, weight: required(layer + "attn_norm").effective, eps: eps)
+        var q = linear(layer + "attn.q", normed)
+        var k = linear(layer + "attn.k", normed)
+        let v = linear(layer + "attn.v", normed)
+        let table = Kernels.RotaryTable(start: 0, rows: length, headDim: c.headDim, theta: c.ropeTheta)
+        Backward.rotary(&q, heads: q.cols / c.headDim, headDim: c.headDim, length: length, table: table, inverse: false)
+        Backward.rotary(&k, heads: k.cols / c.headDim, headDim: c.headDim, length: length, table: table, inverse: false)
+        let (attended, state) = Backward.attention(
+            q: q, k: k, v: v, heads: q.cols / c.headDim, kvHeads: k.cols / c.headDim, headDim: c.headDim, length: length, causal: true)
+        var middle = x
+        Kernels.add(&middle, linear(layer + "attn.o", attended))
+        let normed2 = Kernels.rmsNorm(middle, weight: required(layer + "mlp_norm").effective, eps: eps)
+        let gate = linear(layer + "mlp.gate", normed2)
+        let up = linear(layer + "mlp.up", normed2)
+        var hidden = gate
+        Kernels.gatedActivate(&hidden, up: up, activation)
+        var output = middle
+        Kernels.add(&output, linear(layer + "mlp.down", hidden))
+        guard keep else { return (output, nil) }
+        return (
+            output,
+            BlockCache(
+                input: x, normed: normed, q: q, k: k, v: v, attention: state, attended: attended, middle: middle, normed2: normed2,
+                gate: gate, up: up, hidden: hidden))
+    }
+
+    /// The linear layer's backward: its parameters' gradients added, the input's gradient returned.
+    private func linearBackward(_ canonical: String, _ dy: Activations, input: Activations) -> Activations {
+        let weight = required(canonical)
+        let bias = parameter(canonical, bias: true)
+        return withGradient(weight) { wg in
+            withGradient(bias) { bg in
+                Backward.linear(dy, x: input, weight: weight.effective, weightGrad: wg, biasGrad: bg)!
+            }
+        }
+    }
+
+    /// Runs `body` with a pointer to the parameter's gradient, or nil when it does not learn.
+    private func withGradient<R>(_ parameter: TrainableParameter?, _ body: (UnsafeMutablePointer<Float>?) -> R) -> R {
+        guard let parameter, parameter.trainable else { return body(nil) }
+        return parameter.grad.withUnsafeMutableBufferPointer { body($0.baseAddress!) }
+    }
+
+    /// Block `index`'s backward from the gradient of its output: adds its parameters' gradients
+    /// and returns the gradient of its input.
+    package func blockBackward(_ index: Int, _ dy: Activations, cache: BlockCache, length: Int) -> Activations {
+        let c = config
+        let layer = "layer.\(index)."
+        let eps = Float(c.normEps)
+        // output = middle + down(hidden)
+        let dHidden = linearBackward(layer + "mlp.down", dy, input: cache.hidden)
+        let (dGate, dUp) = Backward.gatedActivation(dHidden, gate: cache.gate, up: cache.up, activation)
+        var dNormed2 = linearBackward(layer + "mlp.gate", dGate, input: cache.normed2)
+        Kernels.add(&dNormed2, linearBackward(layer + "mlp.up", dUp, input: cache.normed2))
+        let mlpNorm = required(layer + "mlp_norm")
+        var dMiddle = withGradient(mlpNorm) { Backward.rmsNorm(dNormed2, x: cache.middle, weight: mlpNorm.effective, eps: eps, weightGrad: $0) }
+        Kernels.add(&dMiddle, dy)
+        // middle = input + o(attention(q, k, v))
+        let dAttended = linearBackward(layer + "attn.o", dMiddle, input: cache.attended)
+        var (dq, dk, dv) = Backward.attention(
+            dAttended, q: cache.q, k: cache.k, v: cache.v, state: cache.attention, heads: cache.q.cols / c.headDim,
+            kvHeads: cache.k.cols / c.headDim, headDim: c.headDim, length: length)
+        let table = Kernels.RotaryTable(start: 0, rows: length, headDim: c.headDim, theta: c.ropeTheta)
+        Backward.rotary(&dq, heads: dq.cols / c.headDim, headDim: c.headDim, length: length, table: table, inverse: true)
+        Backward.rotary(&dk, heads: dk.cols / c.headDim, headDim: c.headDim, length: length, table: table, inverse: true)
+        var dNormed = linearBackward(layer + "attn.q", dq, input: cache.normed)
+        Kernels.add(&dNormed, linearBackward(layer + "attn.k", dk, input: cache.normed))
+        Kernels.add(&dNormed, linearBackward(layer + "attn.v", dv, input: cache.normed))
+        let attnNorm = required(layer + "attn_norm")
+        var dx = withGradient(attnNorm) { Backward.rmsNorm(dNormed, x: cache.input, weight: attnNorm.effective, eps: eps, weightGrad: $0) }
+        Kernels.add(&dx, dMiddle)
+        return dx
+    }
+
+    // MARK: The whole model
+
+    /// The token embeddings of a batch of sequences (rows one after another).
+    package func embed(_ sequences: [[Int]]) -> Activations {
+        let table = required("embed")
+        let width = config.hiddenSize
+        let ids = sequences.flatMap { $0 }
+        var x = Activations(rows: ids.count, cols: width)
+        table.effective.withUnsafeBufferPointer { t in
+            x.data.withUnsafeMutableBufferPointer { out in
+                for (row, id) in ids.enumerated() {
+                    (out.baseAddress! + row * width).update(from: t.baseAddress! + id * width, count: width)
+                }
+            }
+        }
+        return x
+    }
+
+    /// The loss of a batch of sequences of one length, with the gradient of every learning
+    /// parameter added to its `grad` (call `finishGradients` before an update).
+    /// `teacherLogits` [rows, vocab] is what `.distillation` compares with.
+    package func lossAndGradients(
+        _ sequences: [[Int]], loss: TrainingLoss, teacherLogits: [Float]? = nil, isCancelled: () -> Bool = { false }
+    ) throws -> Double {
+        guard let length = sequences.first?.count, length > 0, sequences.allSatisfy({ $0.count == length }) else {
+            throw EngineError("a training batch needs sequences of one positive length")
+        }
+        try checkTokens(sequences.flatMap { $0 }, vocab: config.vocabSize, start: 0, maxPositions: nil)
+        if config.maxPositionEmbeddings > 0, length > config.maxPositionEmbeddings {
+            throw EngineError("sequences of \(length) tokens are longer than the model allows (\(config.maxPositionEmbeddings))")
+        }
+        var x = embed(sequences)
+        var caches: [BlockCache] = []
+        var inputs: [Activations] = []
+        for index in 0 ..< config.numHiddenLayers {
+            if isCancelled() { throw EngineError.cancelled }
+            let (output, cache) = block(index, x, length: length, keep: memory == .keep)
+            if let cache { caches.append(cache) } else { inputs.append(x) }
+            x = output
+        }
+        let finalNorm = required("norm")
+        let eps = Float(config.normEps)
+        let normed = Kernels.rmsNorm(x, weight: finalNorm.effective, eps: eps)
+        let head = parameters[headName]!
+        let objective: Backward.Objective
+        let counted: Int
+        var result: (loss: Double, dNormed: Activations)
+        switch loss {
+        case .crossEntropy:
+            var targets: [Int] = []
+            for sequence in sequences { targets += Array(sequence.dropFirst()) + [-1] }
+            counted = sequences.count * (length - 1)
+            objective = .crossEntropy(targets: targets)
+            result = withGradient(head) {
+                Backward.vocabularyLoss(normed: normed, head: head.effective, vocab: head.shape[0], objective: objective, counted: counted, headGrad: $0)
+            }
+        case .distillation(let temperature):
+            guard let teacherLogits, teacherLogits.count == x.rows * head.shape[0] else {
+                throw EngineError("distillation needs the teacher's logits for every row")
+            }
+            counted = x.rows
+            result = teacherLogits.withUnsafeBufferPointer { t in
+                withGradient(head) {
+                    Backward.vocabularyLoss(
+                        normed: normed, head: head.effective, vocab: head.shape[0],
+                        objective: .distillation(teacherLogits: t.baseAddress!, temperature: Float(temperature)), counted: counted, headGrad: $0)
+                }
+            }
+        }
+        var dx = withGradient(finalNorm) { Backward.rmsNorm(result.dNormed, x: x, weight: finalNorm.effective, eps: eps, weightGrad: $0) }
+        for index in (0 ..< config.numHiddenLayers).reversed() {
+            if isCancelled() { throw EngineError.cancelled }
+            let cache: BlockCache
+            if memory == .keep {
+                cache = caches.removeLast()
+            } else {
+                cache = block(index, inputs.removeLast(), length: length, keep: true).1!
+            }
+            dx = blockBackward(index, dx, cache: cache, length: length)
+        }
+        let table = required("embed")
+        if table.trainable {
+            let ids = sequences.flatMap { $0 }
+            table.grad.withUnsafeMutableBufferPointer { Backward.embedding(dx, ids: ids, into: $0.baseAddress!) }
+        }
+        return result.loss
+    }
+
+    /// Recomputes every parameter's effective values (after an update).
+    package func refresh() { for parameter in ordered where parameter.trainable { parameter.refresh() } }
+}
+
+/// What a training step minimises.
+package enum TrainingLoss: Sendable, Equatable {
+    /// Next-token cross entropy.
+    case crossEntropy
+    /// KL divergence from the teacher's distribution at a temperature (times T²).
+    case distillation(temperature: Double)
+}
