@@ -133,3 +133,10 @@ void qs_keep_large_buffers(void) {
     mallopt(M_MMAP_THRESHOLD, 1 << 30);
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }
+
+void qs_keep_freed_memory(void) {
+    /* glibc caps the mmap threshold at 32 MB on 64-bit; below it, freed memory stays in the
+       heap, never trimmed, so a training step reuses the pages of the step before. */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, -1);
+}

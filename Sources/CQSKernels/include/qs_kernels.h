@@ -19,6 +19,8 @@ void qs_silu_mul(float *gate, const float *up, long n);
 /// Keeps freed buffers up to 1 GiB in the heap (glibc mallopt) instead of unmapping them, so
 /// that the next buffer of the same size needs no fresh zero-filled pages.
 void qs_keep_large_buffers(void);
+/* Keeps every freed buffer under 32 MB in the heap (training steps reuse their pages). */
+void qs_keep_freed_memory(void);
 
 /// Whether the AVX-512 versions are in use.
 int qs_kernels_use_avx512(void);

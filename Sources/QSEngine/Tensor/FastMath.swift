@@ -36,4 +36,9 @@ package enum Memory {
     /// Keeps large freed buffers (a 49k-vocabulary model's logits are 100 MB a window) in the
     /// heap for reuse instead of mapping and zero-filling fresh pages each time.
     package static func keepLargeBuffers() { qs_keep_large_buffers() }
+
+    /// Keeps every freed buffer of up to 32 MB in the heap, never returned to the system:
+    /// training frees and allocates gigabytes of activations a step, and pages handed back
+    /// would be zero-filled again on the next.
+    package static func keepFreedMemory() { qs_keep_freed_memory() }
 }

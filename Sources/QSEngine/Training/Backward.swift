@@ -80,23 +80,41 @@ package enum Backward {
     ) -> Activations {
         let n = x.cols
         var dx = Activations(rows: x.rows, cols: n)
+        let workers = x.rows >= 64 ? min(ThreadCount.configured, x.rows) : 1
+        var partial = [Float](repeating: 0, count: weightGrad == nil ? 0 : workers * n)
         x.data.withUnsafeBufferPointer { xs in
             dy.data.withUnsafeBufferPointer { gs in
                 dx.data.withUnsafeMutableBufferPointer { out in
-                    for row in 0 ..< x.rows {
-                        let base = row * n
-                        var squares: Float = 0
-                        for i in 0 ..< n { squares += xs[base + i] * xs[base + i] }
-                        let r = 1 / (squares / Float(n) + eps).squareRoot()
-                        var dot: Float = 0
-                        for i in 0 ..< n { dot += gs[base + i] * weight[i] * xs[base + i] }
-                        let k = r * r * r * dot / Float(n)
-                        for i in 0 ..< n { out[base + i] = r * gs[base + i] * weight[i] - k * xs[base + i] }
-                        if let weightGrad {
-                            for i in 0 ..< n { weightGrad[i] += gs[base + i] * xs[base + i] * r }
+                    partial.withUnsafeMutableBufferPointer { partialBuffer in
+                        let (xb, gb, ob, pb) = (xs.baseAddress!, gs.baseAddress!, out.baseAddress!, partialBuffer.baseAddress)
+                        let rows = x.rows
+                        parallelFor(workers, chunks: workers) { parts in
+                            for part in parts {
+                                let first = part * rows / workers
+                                let last = (part + 1) * rows / workers
+                                for row in first ..< last {
+                                    let base = row * n
+                                    var squares: Float = 0
+                                    for i in 0 ..< n { squares += xb[base + i] * xb[base + i] }
+                                    let r = 1 / (squares / Float(n) + eps).squareRoot()
+                                    var dot: Float = 0
+                                    for i in 0 ..< n { dot += gb[base + i] * weight[i] * xb[base + i] }
+                                    let k = r * r * r * dot / Float(n)
+                                    for i in 0 ..< n { ob[base + i] = r * gb[base + i] * weight[i] - k * xb[base + i] }
+                                    if let pb {
+                                        let accumulator = pb + part * n
+                                        for i in 0 ..< n { accumulator[i] += gb[base + i] * xb[base + i] * r }
+                                    }
+                                }
+                            }
                         }
                     }
                 }
+            }
+        }
+        if let weightGrad {
+            for part in 0 ..< workers {
+                for i in 0 ..< n { weightGrad[i] += partial[part * n + i] }
             }
         }
         return dx
@@ -201,14 +219,16 @@ package enum Backward {
                 v.data.withUnsafeBufferPointer { vp in
                     out.data.withUnsafeMutableBufferPointer { op in
                         probabilities.withUnsafeMutableBufferPointer { pp in
-                            for s in 0 ..< sequences {
-                                for h in 0 ..< heads {
-                                    let p = pp.baseAddress! + (s * heads + h) * length * length
+                            let (qb, kb, vb, ob, pb) = (qp.baseAddress!, kp.baseAddress!, vp.baseAddress!, op.baseAddress!, pp.baseAddress!)
+                            perGroup(sequences * kvHeads) { task in
+                                let s = task / kvHeads
+                                for h in (task % kvHeads) * group ..< (task % kvHeads + 1) * group {
+                                    let p = pb + (s * heads + h) * length * length
                                     let row0 = s * length
                                     GEMM.sgemm(
                                         transA: false, transB: true, m: length, n: length, k: headDim, alpha: scale,
-                                        a: qp.baseAddress! + row0 * qStride + h * headDim, lda: qStride,
-                                        b: kp.baseAddress! + row0 * kvStride + (h / group) * headDim, ldb: kvStride,
+                                        a: qb + row0 * qStride + h * headDim, lda: qStride,
+                                        b: kb + row0 * kvStride + (h / group) * headDim, ldb: kvStride,
                                         beta: 0, c: p, ldc: length)
                                     for r in 0 ..< length {
                                         let visible = causal ? r + 1 : length
@@ -217,8 +237,8 @@ package enum Backward {
                                     }
                                     GEMM.sgemm(
                                         transA: false, transB: false, m: length, n: headDim, k: length, alpha: 1,
-                                        a: p, lda: length, b: vp.baseAddress! + row0 * kvStride + (h / group) * headDim, ldb: kvStride,
-                                        beta: 0, c: op.baseAddress! + row0 * qStride + h * headDim, ldc: qStride)
+                                        a: p, lda: length, b: vb + row0 * kvStride + (h / group) * headDim, ldb: kvStride,
+                                        beta: 0, c: ob + row0 * qStride + h * headDim, ldc: qStride)
                                 }
                             }
                         }
@@ -242,7 +262,6 @@ package enum Backward {
         var dq = Activations(rows: q.rows, cols: qStride)
         var dk = Activations(rows: k.rows, cols: kvStride)
         var dv = Activations(rows: v.rows, cols: kvStride)
-        var dp = [Float](repeating: 0, count: length * length)
         q.data.withUnsafeBufferPointer { qp in
             k.data.withUnsafeBufferPointer { kp in
                 v.data.withUnsafeBufferPointer { vp in
@@ -251,42 +270,41 @@ package enum Backward {
                             dq.data.withUnsafeMutableBufferPointer { dqp in
                                 dk.data.withUnsafeMutableBufferPointer { dkp in
                                     dv.data.withUnsafeMutableBufferPointer { dvp in
-                                        dp.withUnsafeMutableBufferPointer { dpp in
-                                            let d = dpp.baseAddress!
-                                            for s in 0 ..< sequences {
-                                                for h in 0 ..< heads {
-                                                    let p = pp.baseAddress! + (s * heads + h) * length * length
-                                                    let row0 = s * length
-                                                    let qh = row0 * qStride + h * headDim
-                                                    let kvh = row0 * kvStride + (h / group) * headDim
-                                                    // dV += Pᵀ · dO
-                                                    GEMM.sgemm(
-                                                        transA: true, transB: false, m: length, n: headDim, k: length, alpha: 1,
-                                                        a: p, lda: length, b: gp.baseAddress! + qh, ldb: qStride,
-                                                        beta: 1, c: dvp.baseAddress! + kvh, ldc: kvStride)
-                                                    // dP = dO · Vᵀ
-                                                    GEMM.sgemm(
-                                                        transA: false, transB: true, m: length, n: length, k: headDim, alpha: 1,
-                                                        a: gp.baseAddress! + qh, lda: qStride, b: vp.baseAddress! + kvh, ldb: kvStride,
-                                                        beta: 0, c: d, ldc: length)
-                                                    // dS = P ⊙ (dP − Σⱼ dPⱼ Pⱼ)
-                                                    for r in 0 ..< length {
-                                                        let pr = p + r * length
-                                                        let dr = d + r * length
-                                                        var dot: Float = 0
-                                                        for j in 0 ..< length { dot += pr[j] * dr[j] }
-                                                        for j in 0 ..< length { dr[j] = pr[j] * (dr[j] - dot) }
-                                                    }
-                                                    // dQ = scale · dS · K, dK += scale · dSᵀ · Q
-                                                    GEMM.sgemm(
-                                                        transA: false, transB: false, m: length, n: headDim, k: length, alpha: scale,
-                                                        a: d, lda: length, b: kp.baseAddress! + kvh, ldb: kvStride,
-                                                        beta: 0, c: dqp.baseAddress! + qh, ldc: qStride)
-                                                    GEMM.sgemm(
-                                                        transA: true, transB: false, m: length, n: headDim, k: length, alpha: scale,
-                                                        a: d, lda: length, b: qp.baseAddress! + qh, ldb: qStride,
-                                                        beta: 1, c: dkp.baseAddress! + kvh, ldc: kvStride)
+                                        let (qb, kb, vb, gb, pb) = (qp.baseAddress!, kp.baseAddress!, vp.baseAddress!, gp.baseAddress!, pp.baseAddress!)
+                                        let (dqb, dkb, dvb) = (dqp.baseAddress!, dkp.baseAddress!, dvp.baseAddress!)
+                                        // A task per sequence and key/value group: its heads' dK and dV rows are its own.
+                                        perGroup(sequences * kvHeads) { task in
+                                            let s = task / kvHeads
+                                            let d = UnsafeMutablePointer<Float>.allocate(capacity: length * length)
+                                            defer { d.deallocate() }
+                                            for h in (task % kvHeads) * group ..< (task % kvHeads + 1) * group {
+                                                let p = pb + (s * heads + h) * length * length
+                                                let row0 = s * length
+                                                let qh = row0 * qStride + h * headDim
+                                                let kvh = row0 * kvStride + (h / group) * headDim
+                                                // dV += Pᵀ · dO
+                                                GEMM.sgemm(
+                                                    transA: true, transB: false, m: length, n: headDim, k: length, alpha: 1,
+                                                    a: p, lda: length, b: gb + qh, ldb: qStride, beta: 1, c: dvb + kvh, ldc: kvStride)
+                                                // dP = dO · Vᵀ
+                                                GEMM.sgemm(
+                                                    transA: false, transB: true, m: length, n: length, k: headDim, alpha: 1,
+                                                    a: gb + qh, lda: qStride, b: vb + kvh, ldb: kvStride, beta: 0, c: d, ldc: length)
+                                                // dS = P ⊙ (dP − Σⱼ dPⱼ Pⱼ)
+                                                for r in 0 ..< length {
+                                                    let pr = p + r * length
+                                                    let dr = d + r * length
+                                                    var dot: Float = 0
+                                                    for j in 0 ..< length { dot += pr[j] * dr[j] }
+                                                    for j in 0 ..< length { dr[j] = pr[j] * (dr[j] - dot) }
                                                 }
+                                                // dQ = scale · dS · K, dK += scale · dSᵀ · Q
+                                                GEMM.sgemm(
+                                                    transA: false, transB: false, m: length, n: headDim, k: length, alpha: scale,
+                                                    a: d, lda: length, b: kb + kvh, ldb: kvStride, beta: 0, c: dqb + qh, ldc: qStride)
+                                                GEMM.sgemm(
+                                                    transA: true, transB: false, m: length, n: headDim, k: length, alpha: scale,
+                                                    a: d, lda: length, b: qb + qh, ldb: qStride, beta: 1, c: dkb + kvh, ldc: kvStride)
                                             }
                                         }
                                     }
@@ -298,6 +316,19 @@ package enum Backward {
             }
         }
         return (dq, dk, dv)
+    }
+
+    /// Runs `body` for each task below `count` spread over the configured threads, with
+    /// OpenBLAS single-threaded meanwhile (attention's products are small).
+    static func perGroup(_ count: Int, _ body: (Int) -> Void) {
+        let workers = min(ThreadCount.configured, count)
+        guard workers > 1 else {
+            for task in 0 ..< count { body(task) }
+            return
+        }
+        BLAS.setThreads(1)
+        defer { BLAS.setThreads(ThreadCount.configured) }
+        parallelFor(count, chunks: workers) { range in for task in range { body(task) } }
     }
 
     // MARK: Activations
@@ -332,9 +363,12 @@ package enum Backward {
                 up.data.withUnsafeBufferPointer { u in
                     dGate.data.withUnsafeMutableBufferPointer { dg in
                         dUp.data.withUnsafeMutableBufferPointer { du in
-                            for i in 0 ..< d.count {
-                                du[i] = d[i] * activation.apply(g[i])
-                                dg[i] = d[i] * u[i] * derivative(activation, g[i])
+                            let (db, gb, ub, dgb, dub) = (d.baseAddress!, g.baseAddress!, u.baseAddress!, dg.baseAddress!, du.baseAddress!)
+                            parallelFor(d.count, chunks: d.count >= 1 << 16 ? ThreadCount.configured : 1) { range in
+                                for i in range {
+                                    dub[i] = db[i] * activation.apply(gb[i])
+                                    dgb[i] = db[i] * ub[i] * derivative(activation, gb[i])
+                                }
                             }
                         }
                     }
@@ -384,7 +418,7 @@ package enum Backward {
         let width = normed.cols
         precondition(head.count == vocab * width, "Backward.vocabularyLoss: head does not match")
         var dNormed = Activations(rows: rows, cols: width)
-        let chunk = max(1, min(rows, (1 << 22) / max(1, vocab)))
+        let chunk = max(1, min(rows, (1 << 26) / max(1, vocab)))
         var logits = [Float](repeating: 0, count: chunk * vocab)
         var total: Double = 0
         let denominator = Float(max(1, counted))

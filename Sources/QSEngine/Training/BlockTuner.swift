@@ -10,7 +10,7 @@ package enum BlockTuner {
     /// What tuning did to one block.
     package struct BlockResult: Sendable {
         package var block: Int
-        /// The mean squared error over every window before and after tuning.
+        /// The mean squared error of the block's outputs on the first 16 windows before and after tuning.
         package var before: Double
         package var after: Double
         package var parameters: Int
@@ -27,6 +27,7 @@ package enum BlockTuner {
         guard let length = windows.first?.count, windows.allSatisfy({ $0.count == length }) else {
             throw EngineError("block tuning needs calibration windows of one length")
         }
+        Memory.keepFreedMemory()
         let studentRunner = BlockRunner(model: student)
         let teacherRunner = BlockRunner(model: teacher)
         var studentStates = try studentRunner.embed(windows)
@@ -40,7 +41,10 @@ package enum BlockTuner {
             let model = try TrainingModel(student, selection: selection, blocks: [index])
             model.memory = memory
             let parameters = model.trainable
-            let before = error(model, index, studentStates, teacherStates, length: length)
+            // The error before and after is measured on up to `measured` windows (all of them
+            // would cost as much as the tuning steps).
+            let measured = min(windows.count, 16)
+            let before = error(model, index, Array(studentStates.prefix(measured)), Array(teacherStates.prefix(measured)), length: length)
             if !parameters.isEmpty {
                 let optimizer = Optimizer(options: options)
                 for step in 0 ..< options.steps {
@@ -58,8 +62,8 @@ package enum BlockTuner {
                     progress?(index, step + 1, options.steps, loss)
                 }
             }
-            let after = parameters.isEmpty ? before : error(model, index, studentStates, teacherStates, length: length)
-            // A block that tuning made worse keeps its weights (the objective is measured on every window).
+            let after = parameters.isEmpty ? before : error(model, index, Array(studentStates.prefix(measured)), Array(teacherStates.prefix(measured)), length: length)
+            // A block that tuning made worse keeps its weights.
             if after < before {
                 try Finetuner.commit(model, to: student.weights)
             }

@@ -122,12 +122,15 @@ package final class Optimizer {
                 grad.withUnsafeBufferPointer { g in
                     m.withUnsafeMutableBufferPointer { m in
                         v.withUnsafeMutableBufferPointer { v in
-                            for i in 0 ..< w.count {
-                                let gi = clip * g[i]
-                                m[i] = beta1 * m[i] + (1 - beta1) * gi
-                                v[i] = beta2 * v[i] + (1 - beta2) * gi * gi
-                                w[i] *= 1 - lr * decay
-                                w[i] -= stepSize * m[i] / (v[i].squareRoot() / root2 + 1e-8)
+                            let (wb, gb, mb, vb) = (w.baseAddress!, g.baseAddress!, m.baseAddress!, v.baseAddress!)
+                            parallelFor(w.count, chunks: w.count >= 1 << 16 ? ThreadCount.configured : 1) { range in
+                                for i in range {
+                                    let gi = clip * gb[i]
+                                    mb[i] = beta1 * mb[i] + (1 - beta1) * gi
+                                    vb[i] = beta2 * vb[i] + (1 - beta2) * gi * gi
+                                    wb[i] *= 1 - lr * decay
+                                    wb[i] -= stepSize * mb[i] / (vb[i].squareRoot() / root2 + 1e-8)
+                                }
                             }
                         }
                     }
@@ -143,6 +146,8 @@ package struct TrainingStep: Sendable {
     package var loss: Double
     package var rate: Double
     package var gradientNorm: Double
+    /// Seconds the step took (forward, backward, update).
+    package var seconds: Double = 0
 }
 
 /// How a training run ended.
@@ -166,6 +171,7 @@ package enum Finetuner {
         teacher: (([[Int]]) throws -> [Float])? = nil, progress: ((TrainingStep, Int, Double) -> Void)? = nil,
         isCancelled: () -> Bool = { false }
     ) throws -> TrainingOutcome {
+        Memory.keepFreedMemory()
         let optimizer = Optimizer(options: options)
         let parameters = model.trainable
         var outcome = TrainingOutcome()
@@ -178,6 +184,7 @@ package enum Finetuner {
                 outcome.stopped = "stopped by Ctrl-C after step \(step)"
                 break
             }
+            let stepStarted = Date()
             let batch = batches(step)
             let teacherLogits = try teacher?(batch)
             for p in parameters { p.zeroGrad() }
@@ -203,7 +210,7 @@ package enum Finetuner {
             previousScales = parameters.map { $0.learnsScales ? $0.grid?.scales : nil }
             let rate = options.rate(at: step)
             let norm = optimizer.update(parameters, rate: rate)
-            let record = TrainingStep(step: step + 1, loss: total, rate: rate, gradientNorm: norm)
+            let record = TrainingStep(step: step + 1, loss: total, rate: rate, gradientNorm: norm, seconds: Date().timeIntervalSince(stepStarted))
             outcome.steps.append(record)
             outcome.tokens += batch.reduce(0) { $0 + $1.count }
             outcome.seconds = Date().timeIntervalSince(started)

@@ -48,12 +48,15 @@ enum TrainingArguments {
     }
 
     /// The model built for training, with errors at `params` when it fails or nothing learns.
-    static func model(_ loaded: LoadedModel, selection: ParameterSelection, blocks: Set<Int>? = nil) throws -> TrainingModel {
+    static func model(_ invocation: CommandInvocation, _ loaded: LoadedModel, selection: ParameterSelection, blocks: Set<Int>? = nil) throws -> TrainingModel {
         let model: TrainingModel
         do {
             model = try TrainingModel(loaded.model, selection: selection, blocks: blocks)
         } catch let error as EngineError {
             throw CommandError.failed(error.message)
+        }
+        if try invocation.text("params") == "scales", !model.trainable.contains(where: \.learnsScales) {
+            throw CommandError.invalidArgument("params", "scales learn only on layers quantized by qs, and \(loaded.name) has none: quantize first")
         }
         if model.trainable.isEmpty {
             throw CommandError.invalidArgument("params", "selects nothing that can learn in \(loaded.name) (scales learn only on layers quantized by qs)")
@@ -75,7 +78,7 @@ enum FinetuneCommand: Command {
             ArgumentSpec("steps", .integer, help: "optimizer steps", default: .number(200), range: 1...1_000_000),
             ArgumentSpec("lr", .number, help: "peak learning rate", default: .number(1e-4), range: 1e-12...1),
             ArgumentSpec("batch", .integer, help: "windows per step", default: .number(4), range: 1...4096),
-            ArgumentSpec("seqlen", .integer, help: "tokens per window", default: .number(256), range: 2...1_000_000),
+            ArgumentSpec("seqlen", .integer, help: "tokens per window (capped at the model's limit unless given)", default: .number(256), range: 2...1_000_000),
             ArgumentSpec("loss", .word, help: "ce (next-token cross entropy) or kd (distillation from the model as loaded)", default: .word("ce"), allowed: ["ce", "kd"]),
             ArgumentSpec("temperature", .number, help: "kd: the softmax temperature", default: .number(1), range: 0.01...100),
             TrainingArguments.params,
@@ -85,6 +88,7 @@ enum FinetuneCommand: Command {
             ("last_loss", "the loss of the last step"), ("losses", "the loss of every step"), ("lr", "peak learning rate"),
             ("batch", "windows per step"), ("seqlen", "tokens per window"), ("optimizer", "adamw or sgd"), ("params", "what learned"),
             ("trainable", "values that learned"), ("tokens", "tokens trained on"), ("tokens_per_second", "training throughput"),
+            ("step_seconds", "seconds each step took"),
             ("seconds", "time taken"), ("seed", "the seed"), ("stopped", "why the run ended early, when it did"),
             ("size_mb", "weights as held now, MB"), ("bytes", "bytes of the weights as held now"),
             ("bits_per_weight", "bits per parameter of the whole model"),
@@ -99,7 +103,9 @@ enum FinetuneCommand: Command {
         let text = invocation.isGiven("text") ? try invocation.text("text") : (session.setting("eval_text")?.text ?? "shakespeare")
         let steps = try invocation.integer("steps")
         let batch = try invocation.integer("batch")
-        let length = try invocation.integer("seqlen")
+        let limit = loaded.config.maxPositionEmbeddings
+        // Unless given, a window is 256 tokens or the model's limit, whichever is shorter.
+        let length = invocation.isGiven("seqlen") || limit <= 0 ? try invocation.integer("seqlen") : min(try invocation.integer("seqlen"), limit)
         let options = try TrainingArguments.options(invocation)
         let lossName = try invocation.text("loss")
         let loss: TrainingLoss = lossName == "kd" ? .distillation(temperature: try invocation.number("temperature")) : .crossEntropy
@@ -109,13 +115,12 @@ enum FinetuneCommand: Command {
         if lossName == "kd", !loaded.isModified {
             throw CommandError.invalidArgument("loss", "loss=kd distils from the model as loaded, and the weights are as loaded: there is nothing to distil (quantize or prune first, or use loss=ce)")
         }
-        let limit = loaded.config.maxPositionEmbeddings
         if limit > 0, length > limit { throw CommandError.invalidArgument("seqlen", "\(length) is longer than \(loaded.name) allows (\(limit))") }
         guard steps * batch * length <= 16_777_216 else {
             throw CommandError.invalidArgument("steps", "\(steps) steps of \(batch) × \(length) tokens are more than 16,777,216 tokens")
         }
         let seed = UInt64(invocation.isGiven("seed") ? try invocation.integer("seed") : Int(session.setting("seed")?.number ?? 0))
-        let model = try TrainingArguments.model(loaded, selection: try TrainingArguments.selection(invocation, loaded: loaded))
+        let model = try TrainingArguments.model(invocation, loaded, selection: try TrainingArguments.selection(invocation, loaded: loaded))
         model.memory = TrainingArguments.memory(session)
         let windows = try Session.draw(
             CalibrationRequest(text: text, samples: steps * batch, length: length, seed: seed), loaded: loaded, session: session,
@@ -156,6 +161,7 @@ enum FinetuneCommand: Command {
         ]
         fields += [
             ("tokens", .number(Double(outcome.tokens))), ("tokens_per_second", .number((rate * 10).rounded() / 10)),
+            ("step_seconds", .list(outcome.steps.map { .number(($0.seconds * 1000).rounded() / 1000) })),
             ("seconds", .number((outcome.seconds * 100).rounded() / 100)), ("seed", .number(Double(seed))),
         ]
         var record = Record(fields)
@@ -170,7 +176,7 @@ enum TuneCommand: Command {
     static let spec = CommandSpec(
         "tune", summary: "Block-wise reconstruction: each block learns to give the original block's outputs on the calibration set.",
         discussion: """
-            `tune blocks` (after `calibrate`) goes through the blocks in order. Each block of the compressed model takes the compressed model's own states (the blocks before it already tuned) and learns, for `steps` steps on random batches of `batch` calibration windows, to give the states the model as loaded gives at that block, by mean squared error, with AdamW at `lr` (warmed up, cosine decay). Quantized layers learn within their grid (fake quantization with fp32 master weights, packed again at the end) or, with `params=scales`, only their scales and the norms; pruned weights stay zero. A block whose error on all windows tuning did not lower keeps its weights. Far cheaper than `finetune`: one block's activations at a time. What EfficientQAT's Block-AP and OmniQuant do to make 2- and 3-bit weights usable.
+            `tune blocks` (after `calibrate`) goes through the blocks in order. Each block of the compressed model takes the compressed model's own states (the blocks before it already tuned) and learns, for `steps` steps on random batches of `batch` calibration windows, to give the states the model as loaded gives at that block, by mean squared error, with AdamW at `lr` (warmed up, cosine decay). Quantized layers learn within their grid (fake quantization with fp32 master weights, packed again at the end) or, with `params=scales`, only their scales and the norms; pruned weights stay zero. A block whose error (on the first 16 windows) tuning did not lower keeps its weights. Far cheaper than `finetune`: one block's activations at a time. What EfficientQAT's Block-AP and OmniQuant do to make 2- and 3-bit weights usable.
             """,
         positionals: [ArgumentSpec("what", .word, help: "blocks", required: true, allowed: ["blocks"])],
         options: [
@@ -198,7 +204,7 @@ enum TuneCommand: Command {
         }
         let selection = try TrainingArguments.selection(invocation, loaded: loaded)
         // Checked before any work: something in some block must learn.
-        _ = try TrainingArguments.model(loaded, selection: selection, blocks: Set(0 ..< loaded.config.numHiddenLayers))
+        _ = try TrainingArguments.model(invocation, loaded, selection: selection, blocks: Set(0 ..< loaded.config.numHiddenLayers))
         let seed = UInt64(invocation.isGiven("seed") ? try invocation.integer("seed") : Int(session.setting("seed")?.number ?? 0))
         let reference = try loaded.reference
         var results: [BlockTuner.BlockResult] = []

@@ -1,0 +1,94 @@
+import Foundation
+import QSTestSupport
+import Testing
+@testable import QSEngine
+@testable import QSInterpreter
+@testable import QSLanguage
+
+/// `finetune` and `tune blocks` on the tiny Llama with its tokenizer: quantized layers stay on
+/// their grid, masks hold, the records carry the loss curve, Ctrl-C keeps the last whole step,
+/// and each bad input is refused at its option before any work.
+@Suite struct TrainCommandTests {
+    static func list(_ value: Value?) -> [Value]? {
+        if case .list(let items)? = value { return items }
+        return nil
+    }
+
+    @Test func finetuneTrainsQuantizedAndPrunedLayersInPlace() throws {
+        let (session, folder, text) = try GPTQCommandTests.session(nil)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let loaded = try #require(session.workspace.loaded)
+        _ = try session.run("prune layer.0.* 50%\nquantize layer.1.* bits=4 group=16", name: "t.qs")
+        let q = try #require(loaded.model.names.entry("layer.1.attn.q"))
+        let before = try loaded.weights.weight(q.weight).floats()
+        let record = try #require(try session.run("finetune \"\(text.path)\" steps=6 batch=2 seqlen=16 lr=1e-3 warmup=1", name: "t.qs").record)
+        #expect(record["steps"] == .number(6) && Self.list(record["losses"])?.count == 6)
+        #expect(Self.list(record["losses"])?.allSatisfy { $0.number?.isFinite == true } == true)
+        #expect(record["loss"] == .string("ce") && record["tokens"] == .number(6 * 2 * 16))
+        // The quantized layer trained on its grid and is packed again.
+        let weight = try loaded.weights.weight(q.weight)
+        #expect(weight.formName == "int4 g16")
+        #expect(try weight.floats() != before)
+        // The pruned layer's zeros held.
+        let pruned = try loaded.weights.weight(try #require(loaded.model.names.entry("layer.0.mlp.up")).weight)
+        let mask = try #require(pruned.mask)
+        let values = try pruned.floats()
+        #expect((0 ..< values.count).allSatisfy { mask.isKept($0) || values[$0] == 0 })
+        #expect(mask.sparsity >= 0.5)
+    }
+
+    @Test func distillationAndBlockTuningLowerTheirObjectives() throws {
+        let (session, folder, text) = try GPTQCommandTests.session("samples=4 seqlen=16")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        _ = try session.run("quantize layer.* bits=2 group=16", name: "t.qs")
+        let tuned = try #require(try session.run("tune blocks steps=30 lr=1e-3 batch=2", name: "t.qs").record)
+        let blocks = try #require(Self.list(tuned["blocks"]))
+        #expect(blocks.count == 2)
+        for block in blocks {
+            let before = try #require(block.record?["before"]?.number)
+            let after = try #require(block.record?["after"]?.number)
+            #expect(after <= before)
+        }
+        #expect(blocks.contains { ($0.record?["after"]?.number ?? 1) < ($0.record?["before"]?.number ?? 0) })
+        let kd = try #require(try session.run("finetune \"\(text.path)\" loss=kd temperature=2 steps=3 batch=1 seqlen=16 params=scales", name: "t.qs").record)
+        #expect(kd["loss"] == .string("kd") && kd["steps"] == .number(3))
+        #expect(try session.workspace.requireModel().weights.weight(try #require(session.workspace.loaded?.model.names.entry("layer.0.attn.q")).weight).formName == "int2 g16")
+    }
+
+    @Test func ctrlCKeepsTheWeightsOfTheLastWholeStep() throws {
+        let (session, folder, text) = try GPTQCommandTests.session(nil)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var polls = 0
+        session.isCancelled = {
+            polls += 1
+            return polls > 2
+        }
+        let record = try #require(try session.run("finetune \"\(text.path)\" steps=10 batch=1 seqlen=16 lr=1e-3", name: "t.qs").record)
+        #expect(record["steps"] == .number(2))
+        #expect(record["stopped"]?.text?.contains("Ctrl-C") == true)
+        #expect(try session.workspace.requireModel().isModified)
+    }
+
+    @Test func badInputIsRefusedBeforeAnyWork() throws {
+        let (session, folder, text) = try GPTQCommandTests.session(nil)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let cases: [(String, String)] = [
+            ("finetune \"\(text.path)\" loss=kd steps=2", "nothing to distil"),
+            ("finetune \"\(text.path)\" params=layer.99.* steps=2", "params"),
+            ("finetune \"\(text.path)\" lr=0", "lr"),
+            ("finetune \"\(text.path)\" steps=0", "steps"),
+            ("finetune \"\(text.path)\" temperature=2", "temperature is an option of loss=kd"),
+            ("finetune \"\(text.path)\" params=scales steps=2", "scales learn only on layers quantized"),
+            ("tune blocks", "calibrate"),
+            ("tune layers", "blocks"),
+        ]
+        for (command, expected) in cases {
+            let message = try #require(CommandContractTests.error(session, command), "\(command)")
+            #expect(message.contains(expected), "\(command): \(message)")
+        }
+        #expect(try session.workspace.requireModel().isModified == false)
+        _ = try session.run("calibrate \"\(text.path)\" samples=2 seqlen=16", name: "t.qs")
+        let unchanged = try #require(CommandContractTests.error(session, "tune blocks"))
+        #expect(unchanged.contains("as loaded"))
+    }
+}
