@@ -245,6 +245,11 @@ import Testing
             #expect(parameter.effective == (try weight.floats()), "\(scheme)")
             guard case .packed(let again) = try parameter.weight().form else { Issue.record("not packed"); continue }
             #expect(again.codes == packed.codes && again.scales == packed.scales, "\(scheme)")
+            // From the values it was rounded from: the same codes, off the grid points.
+            let continuous = try TrainableParameter(
+                name: entry.weight, weight: weight, learnsValues: true, learnsScales: false, origin: try model.weights.origin(entry.weight))
+            #expect(continuous.effective == (try weight.floats()), "\(scheme)")
+            #expect(continuous.master == (try model.weights.original(entry.weight).floats()), "\(scheme)")
         }
     }
 

@@ -66,9 +66,22 @@ package enum BlockTuner {
             // A block that tuning made worse keeps its weights.
             if after < before {
                 try Finetuner.commit(model, to: student.weights)
+                // The next block's inputs from the trained values (what was just committed).
+                var first = 0
+                while first < studentStates.count {
+                    let last = min(studentStates.count, first + 8)
+                    let output = model.block(index, concatenate(Array(studentStates[first ..< last])), length: length, keep: false).0
+                    let width = output.cols
+                    for i in first ..< last {
+                        let offset = (i - first) * length * width
+                        studentStates[i] = Activations(rows: length, cols: width, data: Array(output.data[offset ..< offset + length * width]))
+                    }
+                    first = last
+                }
+            } else {
+                try studentRunner.run(block: index, &studentStates)
             }
             results.append(BlockResult(block: index, before: before, after: min(before, after), parameters: parameters.reduce(0) { $0 + $1.count }))
-            try studentRunner.run(block: index, &studentStates)
         }
         return results
     }

@@ -90,15 +90,42 @@ package struct FakeQuantGrid: Sendable {
     /// Fake-quantized values of `master` (out×in) into `effective`, with one flag per element
     /// set where the code was clamped.
     package func fakeQuantize(_ master: [Float], into effective: inout [Float], clamped: inout [Bool]) {
+        let size = groupIndex == nil ? groupSize : 1
+        master.withUnsafeBufferPointer { w in
+            effective.withUnsafeMutableBufferPointer { e in
+                clamped.withUnsafeMutableBufferPointer { k in
+                    for r in 0 ..< rows {
+                        var first = 0
+                        while first < columns {
+                            let last = min(columns, first + size)
+                            let index = scaleIndex(row: r, column: first)
+                            for c in first ..< last {
+                                let i = r * columns + c
+                                let (q, clip) = code(w[i], index: index)
+                                e[i] = value(q, index: index)
+                                k[i] = clip
+                            }
+                            first = last
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Where `master` is not on the codes of `packed`, its dequantized values; elsewhere
+    /// `continuous` (the values the codes were rounded from): the start of quantization-aware
+    /// training, on exactly the packed codes and off the grid points wherever it can be.
+    package func startingValues(continuous: [Float], dequantized: [Float]) -> [Float] {
+        var out = dequantized
         for r in 0 ..< rows {
             for c in 0 ..< columns {
                 let i = r * columns + c
                 let index = scaleIndex(row: r, column: c)
-                let (q, clip) = code(master[i], index: index)
-                effective[i] = value(q, index: index)
-                clamped[i] = clip
+                if value(code(continuous[i], index: index).code, index: index) == dequantized[i] { out[i] = continuous[i] }
             }
         }
+        return out
     }
 
     /// The codes of `master` on this grid, one per element (pruned elements on the zero code).
@@ -231,8 +258,10 @@ package final class TrainableParameter {
     var scaleMoments: [Float] = []
     var scaleSquares: [Float] = []
 
-    /// A parameter from a weight's current form. `values` and `scales` say what learns.
-    package init(name: String, weight: Weight, learnsValues: Bool, learnsScales: Bool) throws {
+    /// A parameter from a weight's current form. `values` and `scales` say what learns. For a
+    /// quantized weight, `origin` (the values it was quantized from) gives the master values
+    /// where rounding them gives the stored codes (see `FakeQuantGrid.startingValues`).
+    package init(name: String, weight: Weight, learnsValues: Bool, learnsScales: Bool, origin: Weight? = nil) throws {
         self.name = name
         layout = weight.layout
         var values = try weight.floats()
@@ -242,12 +271,19 @@ package final class TrainableParameter {
         } else {
             shape = weight.shape
         }
-        master = values
-        effective = values
         mask = weight.mask
         if case .packed(let packed) = weight.form, let grid = FakeQuantGrid(packed) {
             self.grid = grid
+            if learnsValues, let origin, origin.shape.count == 2, !origin.isQuantized {
+                var continuous = try origin.floats()
+                if origin.layout == .inOut { continuous = Self.transpose(continuous, rows: origin.shape[0], columns: origin.shape[1]) }
+                if continuous.count == values.count {
+                    values = grid.startingValues(continuous: continuous, dequantized: values)
+                }
+            }
         }
+        master = values
+        effective = values
         self.learnsScales = learnsScales && grid != nil
         self.learnsValues = learnsValues
         trainable = learnsValues || self.learnsScales

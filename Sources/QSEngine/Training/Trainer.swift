@@ -163,6 +163,18 @@ package struct TrainingOutcome: Sendable {
 
 /// End-to-end training (`finetune`): batches of windows, forward, backward, an optimizer step.
 package enum Finetuner {
+    /// The share of the learning linear weights whose magnitude is below `threshold` (what L1
+    /// regularisation raises).
+    package static func nearZeroShare(_ model: TrainingModel, threshold: Float = 1e-3) -> Double {
+        var small = 0
+        var total = 0
+        for p in model.trainable where p.learnsValues && p.shape.count == 2 && !p.name.contains("embed") {
+            total += p.count
+            for w in p.master where abs(w) < threshold { small += 1 }
+        }
+        return total == 0 ? 0 : Double(small) / Double(total)
+    }
+
     /// Trains `model` for `options.steps` steps on `batches(step)`; `teacher(batch)` gives the
     /// teacher's logits for distillation. A loss that is not finite stops the run with the
     /// parameters of the last step whose loss was finite; Ctrl-C stops it after the current step.

@@ -61,7 +61,9 @@ package final class TrainingModel {
             for (name, isBias) in tensors where model.weights.contains(name) && parameters[name] == nil {
                 let weight = try model.weights.weight(name)
                 let choice = selection.choose(entry, isBias, weight.isQuantized)
-                let parameter = try TrainableParameter(name: name, weight: weight, learnsValues: choice.values, learnsScales: choice.scales)
+                let parameter = try TrainableParameter(
+                    name: name, weight: weight, learnsValues: choice.values, learnsScales: choice.scales,
+                    origin: weight.isQuantized ? try model.weights.origin(name) : nil)
                 parameters[name] = parameter
                 ordered.append(parameter)
             }

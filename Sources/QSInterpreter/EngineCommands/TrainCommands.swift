@@ -89,6 +89,7 @@ enum FinetuneCommand: Command {
             ("batch", "windows per step"), ("seqlen", "tokens per window"), ("optimizer", "adamw or sgd"), ("params", "what learned"),
             ("trainable", "values that learned"), ("tokens", "tokens trained on"), ("tokens_per_second", "training throughput"),
             ("step_seconds", "seconds each step took"),
+            ("near_zero_before", "share of the learning block weights with |w| < 0.001 before"), ("near_zero", "the same share after (what l1= raises)"),
             ("seconds", "time taken"), ("seed", "the seed"), ("stopped", "why the run ended early, when it did"),
             ("size_mb", "weights as held now, MB"), ("bytes", "bytes of the weights as held now"),
             ("bits_per_weight", "bits per parameter of the whole model"),
@@ -133,6 +134,7 @@ enum FinetuneCommand: Command {
             teacher = { batch in try batch.flatMap { try reference.forward($0, conversions: conversions).data } }
         }
         var outcome = TrainingOutcome()
+        let nearZeroBefore = Finetuner.nearZeroShare(model)
         try session.changingWeights { loaded in
             let bar = ProgressBar(label: "finetune", unit: "steps")
             defer { bar.finish() }
@@ -162,6 +164,7 @@ enum FinetuneCommand: Command {
         fields += [
             ("tokens", .number(Double(outcome.tokens))), ("tokens_per_second", .number((rate * 10).rounded() / 10)),
             ("step_seconds", .list(outcome.steps.map { .number(($0.seconds * 1000).rounded() / 1000) })),
+            ("near_zero_before", .number(nearZeroBefore)), ("near_zero", .number(Finetuner.nearZeroShare(model))),
             ("seconds", .number((outcome.seconds * 100).rounded() / 100)), ("seed", .number(Double(seed))),
         ]
         var record = Record(fields)
