@@ -43,6 +43,21 @@ package enum Kernels {
         return y
     }
 
+    /// The mean of `count` values and 1 / sqrt(variance + eps): LayerNorm's statistics of a row.
+    @inline(__always)
+    package static func meanAndInverseDeviation(_ row: UnsafePointer<Float>, count n: Int, eps: Float) -> (mean: Float, inverse: Float) {
+        var mean: Float = 0
+        for i in 0 ..< n { mean += row[i] }
+        mean /= Float(n)
+        var variance: Float = 0
+        for i in 0 ..< n {
+            let d = row[i] - mean
+            variance += d * d
+        }
+        variance /= Float(n)
+        return (mean, 1 / (variance + eps).squareRoot())
+    }
+
     /// LayerNorm: (x - mean) / sqrt(var + eps) · w + b, over each row.
     package static func layerNorm(_ x: Activations, weight: [Float], bias: [Float], eps: Float) -> Activations {
         var y = Activations(rows: x.rows, cols: x.cols)
@@ -51,16 +66,7 @@ package enum Kernels {
             y.data.withUnsafeMutableBufferPointer { dst in
                 for r in 0 ..< x.rows {
                     let row = r * n
-                    var mean: Float = 0
-                    for i in 0 ..< n { mean += src[row + i] }
-                    mean /= Float(n)
-                    var variance: Float = 0
-                    for i in 0 ..< n {
-                        let d = src[row + i] - mean
-                        variance += d * d
-                    }
-                    variance /= Float(n)
-                    let scale = 1 / (variance + eps).squareRoot()
+                    let (mean, scale) = meanAndInverseDeviation(src.baseAddress! + row, count: n, eps: eps)
                     for i in 0 ..< n { dst[row + i] = (src[row + i] - mean) * scale * weight[i] + bias[i] }
                 }
             }

@@ -134,16 +134,7 @@ package enum Backward {
                 dx.data.withUnsafeMutableBufferPointer { out in
                     for row in 0 ..< x.rows {
                         let base = row * n
-                        var mean: Float = 0
-                        for i in 0 ..< n { mean += xs[base + i] }
-                        mean /= Float(n)
-                        var variance: Float = 0
-                        for i in 0 ..< n {
-                            let d = xs[base + i] - mean
-                            variance += d * d
-                        }
-                        variance /= Float(n)
-                        let r = 1 / (variance + eps).squareRoot()
+                        let (mean, r) = Kernels.meanAndInverseDeviation(xs.baseAddress! + base, count: n, eps: eps)
                         var sumG: Float = 0
                         var sumGX: Float = 0
                         for i in 0 ..< n {
