@@ -93,7 +93,7 @@ package final class Optimizer {
             if p.learnsValues { apply(&p.master, &p.grad, &p.moments, &p.squares, lr: lr, decay: decay, clip: clip) }
             if p.learnsScales, var grid = p.grid {
                 apply(&grid.scales, &p.scaleGrad, &p.scaleMoments, &p.scaleSquares, lr: lr, decay: 0, clip: clip)
-                // A scale stays positive (a step that would flip it keeps a hundredth of it).
+                // A scale stays positive: a step that would take it through zero leaves its magnitude (plus 1e-8).
                 for i in 0 ..< grid.scales.count where grid.scales[i] <= 0 { grid.scales[i] = abs(grid.scales[i]) + 1e-8 }
                 p.grid = grid
             }
