@@ -23,6 +23,8 @@ package struct ScriptRunner {
             }
         }
         let color = isatty(2) != 0 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+        // Printed output goes to standard error with --json, else to standard output.
+        session.colour = isatty(json ? 2 : 1) != 0 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
         // Warnings and notes of running commands go to standard error, rendered like errors.
         session.report = { diagnostic in
             FileHandle.standardError.write(Data(DiagnosticRenderer(color: color).render(diagnostic).utf8))

@@ -41,6 +41,9 @@ package final class Session {
     package var report: (Diagnostic) -> Void = { _ in }
     /// Called after every built-in command with its name and result (`qs run --json`).
     package var onCommandResult: ((String, Value) -> Void)?
+    /// Whether what the session prints may carry ANSI colour (its output is a terminal and
+    /// NO_COLOR is unset); the bars beside tables are drawn either way.
+    package var colour = false
     /// Polled by long engine work between steps; the REPL sets it to its Ctrl-C flag.
     package var isCancelled: () -> Bool = { false }
     /// The loaded model, its snapshots and cached baselines.

@@ -22,6 +22,8 @@ package struct SaveOptions {
     package var maxShardBytes = SafetensorsWriter.defaultMaxShardBytes
     /// The text of `qs.json` (what made the model).
     package var provenance: StrictJSON?
+    /// The session's HTML report, written beside qs.json as report.html.
+    package var report: String?
 
     package init() {}
 }
@@ -176,6 +178,10 @@ package enum ModelWriter {
             if let provenance = options.provenance {
                 try Data((provenance.serialized(indent: 2) + "\n").utf8).write(to: URL(fileURLWithPath: path("qs.json")))
                 written.append("qs.json")
+            }
+            if let report = options.report {
+                try Data(report.utf8).write(to: URL(fileURLWithPath: path("report.html")))
+                written.append("report.html")
             }
         }
         return SaveSummary(folder: folder, files: written, tensorBytes: tensorBytes, requantized: requantized, notes: notes)

@@ -93,7 +93,12 @@ enum SensitivityCommand: Command {
                 (change >= 0 ? "+" : "") + fmt(change * 100, 3) + "%", fmt(row.bitsPerWeight, 3),
             ]
         }
-        session.output(Session.alignedTable(table, leftColumns: [1]))
+        // The bars: each unit's score against the most sensitive one's.
+        let largest = rows.map(\.score).filter(\.isFinite).max() ?? 0
+        let bars: [String?] = rows.map { TerminalChart.bar($0.score, maximum: largest) }
+        let lines = Session.alignedTable(table, leftColumns: [1]).split(separator: "\n").map(String.init)
+        let chartHeader = "to the most sensitive"
+        for line in TerminalChart.besides(lines, header: chartHeader, bars: bars, colour: session.colour) { session.output(line + "\n") }
         let records: [Value] = rows.enumerated().map { rank, row in
             let measures: [(String, Value)] = causal
                 ? [("kld", .number(max(0, row.damage.meanDivergence))), ("ppl", .number(row.damage.perplexity))]

@@ -15,6 +15,8 @@ package final class LoadedModel {
     package let tokenizerProblem: String?
     /// Tells this load apart from every other (what was drawn for one model is not another's).
     package let identity = UUID()
+    /// Parameters when it was loaded (structured pruning removes some).
+    package let loadedParameterCount: Int
     private var referenceModel: BlockModel?
 
     package init(name: String, checkpoint: Checkpoint) throws {
@@ -22,6 +24,7 @@ package final class LoadedModel {
         self.checkpoint = checkpoint
         model = try ModelLoader.model(for: checkpoint)
         weights = model.weights
+        loadedParameterCount = model.weights.parameterCount
         do {
             tokenizer = try Tokenizer.load(for: checkpoint)
             tokenizerProblem = nil
@@ -60,6 +63,31 @@ package final class LoadedModel {
     /// Bytes of the weights as held now, each in its current form.
     package var heldBytes: Int { weights.heldBytes }
 
+    /// How the model is held now, in a few words: `as loaded`, or its quantization schemes (the
+    /// two most common, then how many more), the pruning asked for, and whether structured
+    /// pruning removed parameters.
+    package var schemeLabel: String {
+        guard isModified else { return "as loaded" }
+        var schemes: [(String, Int)] = [], pruning: [(String, Int)] = []
+        func count(_ list: inout [(String, Int)], _ key: String) {
+            if let i = list.firstIndex(where: { $0.0 == key }) { list[i].1 += 1 } else { list.append((key, 1)) }
+        }
+        for entry in model.names.entries where entry.kind.isMatrix {
+            guard let weight = try? weights.weight(entry.weight) else { continue }
+            if weight.isQuantized { count(&schemes, weight.formName) }
+            if let mask = weight.mask { count(&pruning, mask.requested ?? "pruned") }
+        }
+        schemes.sort { $0.1 > $1.1 }
+        pruning.sort { $0.1 > $1.1 }
+        var parts: [String] = []
+        if !schemes.isEmpty {
+            parts.append(schemes.prefix(2).map(\.0).joined(separator: " + ") + (schemes.count > 2 ? " + \(schemes.count - 2) more" : ""))
+        }
+        if let first = pruning.first { parts.append(first.0 + (first.0.hasSuffix("%") || first.0.contains(":") ? " pruned" : "") + (pruning.count > 1 ? " + \(pruning.count - 1) more" : "")) }
+        if parameterCount < loadedParameterCount { parts.append("structured") }
+        return parts.isEmpty ? "weights changed" : parts.joined(separator: ", ")
+    }
+
     /// Parameters as held now (structured pruning removes some).
     package var parameterCount: Int { weights.parameterCount }
 }
@@ -84,7 +112,10 @@ package final class Workspace {
     func record(_ command: String, source: String, file: String, line: Int, result: Value) {
         if command == "load" { history.removeAll() }
         guard loaded != nil, !["help", "print"].contains(command) else { return }
-        history.append(CommandRecord(command: command, source: source, file: file, line: line, result: result))
+        // What the model was when an evaluation or benchmark measured it (the report labels
+        // its points with this).
+        let state = ["eval", "bench"].contains(command) ? loaded?.schemeLabel : nil
+        history.append(CommandRecord(command: command, source: source, file: file, line: line, result: result, state: state))
     }
 
     /// The loaded model, or an error telling the person to load one.
@@ -110,4 +141,7 @@ package struct CommandRecord {
     package var file: String
     package var line: Int
     package var result: Value
+    /// For evaluations and benchmarks: how the model was held when it ran (`as loaded`, or its
+    /// schemes and pruning, as `int4 g32 sym + int8 g32 sym, 20% pruned`).
+    package var state: String?
 }
