@@ -1,6 +1,7 @@
 # The main job: compress SmolLM2-135M end to end and hand the result to the tools people
 # deploy with. Baseline, calibration, a pruning step, GPTQ for the MLP, 8-bit attention,
-# evaluation, a compressed-tensors folder transformers loads, a GGUF llama.cpp runs.
+# evaluation, a compressed-tensors folder transformers loads, a GGUF llama.cpp runs, and an
+# HTML report of it all.
 # The registry ships SmolLM2 as llama.cpp's Q4_1 GGUF (already about 5.7 bits a weight): those
 # values are the baseline, and 8-bit attention takes more bytes than its Q4_1 blocks did.
 # Run: qs run examples/quickstart.qs   (scripts/demo sets up, builds and fetches first)
@@ -28,6 +29,9 @@ assert r.ppl < base.ppl * 1.5, "the compressed model lost too much: ppl {r.ppl} 
 
 let folder = save "{out}/smollm2-compressed" format=compressed-tensors dtype=f16 overwrite
 let gguf = export "{out}/smollm2.gguf" overwrite
+# One page of everything above: before/after, size against perplexity, error per layer, bits
+# per layer, sparsity, the recipe (save wrote the same page into the folder as report.html).
+let page = report html "{out}/report.html" title="SmolLM2-135M: Wanda 20% + GPTQ int4 MLP + int8 attention"
 
 print ""
 print "                     baseline     compressed"
@@ -40,3 +44,4 @@ print ""
 print "compressed-tensors:  {folder.path}   (transformers: AutoModelForCausalLM.from_pretrained)"
 print "GGUF:                {gguf.path}   ({gguf.size_mb} MB)"
 print "run it in llama.cpp: {gguf.run}"
+print "the report:          {page.path}   (open it in a browser)"

@@ -141,6 +141,34 @@ import Testing
         #expect(record["bytes"] == .number(Double(html.utf8.count)))
     }
 
+    /// The autoquant plan as a map (a cell per planned layer, coloured by its bits, naming them)
+    /// and `tune blocks` as two lines (before, after) of a dot per block.
+    @Test func autoquantPlanAndBlockTuningAreDrawn() throws {
+        let (session, folder, _) = try GPTQCommandTests.session("samples=4 seqlen=16")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let page = FileManager.default.temporaryDirectory.appendingPathComponent("qs-report-\(UUID().uuidString).html").path
+        defer { try? FileManager.default.removeItem(atPath: page) }
+        let plan = Self.list(try #require(try session.run("autoquant layer.* target=6 candidates=[4, 8] group=16 samples=4", name: "t.qs").record)["plan"])
+        let tune = Self.list(try #require(try session.run("tune blocks steps=2 batch=1", name: "t.qs").record)["blocks"])
+        _ = try session.run("report html \"\(page)\"", name: "t.qs")
+        let parsed = try Page(try String(contentsOfFile: page, encoding: .utf8))
+        // tune blocks changed the weights after autoquant, so the map shows the layers as held.
+        let held = try #require(parsed.charts("map").first)
+        #expect(parsed.count("mark", in: held) == plan.count && !plan.isEmpty)
+        let lines = try #require(parsed.charts("lines").first)
+        #expect(parsed.count("mark", in: lines) == 2 * tune.count && parsed.count("series", in: lines) == 2)
+        // Straight after autoquant, the map is its plan, with the bits written in the cells.
+        _ = try session.run("reset\nautoquant layer.* target=6 candidates=[4, 8] group=16 samples=4\nreport html \"\(page)\"", name: "t.qs")
+        let again = try Page(try String(contentsOfFile: page, encoding: .utf8))
+        let map = try #require(again.charts("map").first)
+        #expect(again.count("mark", in: map) == plan.count)
+        let cells = again.elements.filter { $0.chart == map && $0.classes.contains("cell-label") }.count
+        #expect(cells == plan.count)
+        #expect(again.text.contains("The autoquant plan"))
+        let bits = Set(plan.compactMap { $0.record?["bits"]?.number })
+        #expect(bits.isSubset(of: [4, 8]))
+    }
+
     @Test func emptySessionsSayNothingWasMeasured() throws {
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("qs-report-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)

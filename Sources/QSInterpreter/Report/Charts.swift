@@ -243,6 +243,9 @@ enum Charts {
         /// A second value drawn as a tick on the bar (the sparsity asked for).
         var target: Double?
         var tooltip: String
+        /// The category the bar is coloured by (a quantization scheme), with a legend when
+        /// there is more than one.
+        var category: String? = nil
     }
 
     /// One horizontal bar per row, in the order given, with the value at its end.
@@ -259,6 +262,12 @@ enum Charts {
         var names = Markup("g", [("class", "axis y")])
         names.add(line(left, top, left, height - bottom, cls: "domain"))
         var marks = Markup("g", [("class", "marks")])
+        var categories: [String] = []
+        for row in rows { if let c = row.category, !categories.contains(c) { categories.append(c) } }
+        func colour(_ row: Bar) -> String {
+            guard categories.count > 1, let c = row.category, let i = categories.firstIndex(of: c) else { return palette[0] }
+            return palette[[0, 1, 2, 3, 5, 6, 7][i % 7]]
+        }
         for (i, row) in rows.enumerated() {
             let y0 = top + Double(i) * rowHeight
             names.add(text(row.label, x: left - 6, y: y0 + rowHeight * 0.75, anchor: "end", cls: rowHeight > 12 ? "tick-label" : "tick-label small"))
@@ -266,7 +275,7 @@ enum Charts {
             let x0 = x(max(x.low, 0)), x1 = x(min(max(v, x.low), x.high))
             marks.add(mark("rect", [
                 ("x", fmt(min(x0, x1), 1)), ("y", fmt(y0 + 1.5, 1)), ("width", fmt(max(abs(x1 - x0), 0.5), 1)),
-                ("height", fmt(rowHeight - 3, 1)), ("fill", palette[0]), ("class", "mark"),
+                ("height", fmt(rowHeight - 3, 1)), ("fill", colour(row)), ("class", "mark"),
             ], tooltip: row.tooltip))
             if let target = row.target {
                 let tx = x(min(max(target, x.low), x.high))
@@ -278,6 +287,8 @@ enum Charts {
         children += [names, marks]
         if let targetName {
             children.append(legend([(valueLabel, palette[0], "square"), (targetName, palette[4], "line")], x: left, y: 20))
+        } else if categories.count > 1 {
+            children.append(legend(categories.prefix(7).map { c in (c, colour(rows.first { $0.category == c }!), "square") }, x: left, y: 20))
         }
         return svg("bars", width: width, height: height, title: title, children)
     }

@@ -217,7 +217,7 @@ enum HTMLReport {
         }
         if baseBench == nil && lastBench == nil {
             let before = evals.last { $0.0.state == "as loaded" }.flatMap { number($0.1, "tokens_per_s") }
-            let after = modified.last.flatMap { number($0.1, "tokens_per_s") }
+            let after = modified.last { number($0.1, "tokens_per_s") != nil }.flatMap { number($0.1, "tokens_per_s") }
             if before != nil || after != nil { rows.append(["evaluation, tokens/s", figure(before, 1), figure(after, 1), change(before, after)]) }
         }
         guard !rows.isEmpty else { return nil }
@@ -243,14 +243,16 @@ enum HTMLReport {
             guard let y else { continue }
             let label = entry.state ?? "?"
             var point = Charts.Point(x: size, y: y, label: label, tooltip: "\(place(entry)) \(entry.source): \(label), \(fmt(size, 2)) MB, \(Charts.value(y))")
+            // Two evaluations of the same model on the same windows (ppl, then kld) are one dot.
+            func same(_ p: Charts.Point) -> Bool { p.label == label && p.x == size && abs(p.y - y) <= 1e-5 * abs(y) }
             if let at = groups.firstIndex(where: { $0.key == key }) {
-                if !groups[at].points.contains(where: { $0.label == label && $0.x == size && $0.y == y }) { groups[at].points.append(point) }
+                if !groups[at].points.contains(where: same) { groups[at].points.append(point) }
             } else {
                 groups.append((key, [], k, record))
                 if label != "as loaded", let base, let loadSize = number(loadRecord, "size_mb") {
                     groups[groups.count - 1].points.append(Charts.Point(x: loadSize, y: base, label: "as loaded", tooltip: "as loaded (measured with \(place(entry))): \(fmt(loadSize, 2)) MB, \(Charts.value(base))"))
                 }
-                if groups[groups.count - 1].points.contains(where: { $0.label == label && $0.x == size && $0.y == y }) { continue }
+                if groups[groups.count - 1].points.contains(where: same) { continue }
                 point.label = label
                 groups[groups.count - 1].points.append(point)
             }
@@ -307,12 +309,13 @@ enum HTMLReport {
         rows.sort { ReportCommand.worseFirst($0.result, $1.result) }
         let bars = rows.map { row in
             Charts.Bar(label: row.layer, value: useOutput ? (row.result.outputError ?? 0) * 100 : ReportCommand.relativeError(row.result) * 100, target: nil,
-                       tooltip: "\(row.layer): \(row.result.scheme), SQNR \(fmt(row.result.sqnr, 2)) dB" + (row.result.outputError.map { ", output error \(fmt($0 * 100, 3))%" } ?? ""))
+                       tooltip: "\(row.layer): \(row.result.scheme), SQNR \(fmt(row.result.sqnr, 2)) dB" + (row.result.outputError.map { ", output error \(fmt($0 * 100, 3))%" } ?? ""),
+                       category: row.result.scheme)
         }
         let what = useOutput ? "relative output error on calibration inputs, %" : "relative weight error ‖W − Ŵ‖ / ‖W‖, %"
         var content = [figure(
             Charts.bars(bars, valueLabel: what, title: "Quantization error per layer, worst first", format: { fmt($0, 3) }),
-            caption: "Quantization error of each of the \(rows.count) quantized layers, worst first: \(what)" + (measuredAt.map { " (measured by report quant at \($0))" } ?? " (the weights against the values they were quantized from; `report quant` with a calibration set adds the output error)") + ".")]
+            caption: "Quantization error of each of the \(rows.count) quantized layers, worst first, coloured by scheme when there are several: \(what)" + (measuredAt.map { " (measured by report quant at \($0))" } ?? " (the weights against the values they were quantized from; `report quant` with a calibration set adds the output error)") + ".")]
         let tableRows = rows.map { row in
             [row.layer, row.result.scheme, fmt(row.result.bitsPerWeight, 3), String(format: "%.3e", row.result.weightMSE), fmt(row.result.sqnr, 2), row.result.outputError.map { fmt($0 * 100, 3) + "%" } ?? "–"]
         }
