@@ -55,6 +55,39 @@ import Testing
         #expect(try session.workspace.requireModel().weights.weight(try #require(session.workspace.loaded?.model.names.entry("layer.0.attn.q")).weight).formName == "int2 g16")
     }
 
+    /// GPT-2 (LayerNorm, learned positions, fused q/k/v, Conv1D weights stored in×out) trains
+    /// through the same commands: finetune lowers its loss with pruned and quantized layers held,
+    /// tune blocks lowers each block's error, and `encoders` are refused with a clear message.
+    @Test func gpt2TrainsThroughTheSameCommands() throws {
+        let (folder, text) = try GPTQCommandTests.model("gpt2")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let session = Session(output: { _ in })
+        _ = try session.run("load \"\(folder.path)\"\nprune layer.0.mlp.up 50%\nquantize layer.1.* bits=4 group=16", name: "t.qs")
+        let loaded = try #require(session.workspace.loaded)
+        let record = try #require(try session.run("finetune \"\(text.path)\" steps=12 batch=2 seqlen=16 lr=3e-3 warmup=1", name: "t.qs").record)
+        let losses = try #require(Self.list(record["losses"])).compactMap(\.number)
+        #expect(losses.count == 12 && losses.allSatisfy(\.isFinite))
+        #expect(losses.suffix(3).reduce(0, +) < losses.prefix(3).reduce(0, +), "\(losses)")
+        let up = try loaded.weights.weight(try #require(loaded.model.names.entry("layer.0.mlp.up")).weight)
+        let mask = try #require(up.mask)
+        let values = try up.floats()
+        #expect((0 ..< values.count).allSatisfy { mask.isKept($0) || values[$0] == 0 })
+        #expect(try loaded.weights.weight(try #require(loaded.model.names.entry("layer.1.attn.qkv")).weight).formName == "int4 g16")
+        _ = try session.run("calibrate \"\(text.path)\" samples=4 seqlen=16\nreset\nquantize layer.* bits=2 group=16", name: "t.qs")
+        let tuned = try #require(try session.run("tune blocks steps=30 lr=1e-3 batch=2", name: "t.qs").record)
+        let blocks = try #require(Self.list(tuned["blocks"]))
+        #expect(blocks.count == 2)
+        #expect(blocks.allSatisfy { ($0.record?["after"]?.number ?? 1) <= ($0.record?["before"]?.number ?? 0) })
+        #expect(blocks.contains { ($0.record?["after"]?.number ?? 1) < ($0.record?["before"]?.number ?? 0) })
+        // An encoder is refused, saying what is implemented.
+        let (bert, bertText) = try GPTQCommandTests.model("bert")
+        defer { try? FileManager.default.removeItem(at: bert) }
+        let encoder = Session(output: { _ in })
+        _ = try encoder.run("load \"\(bert.path)\"", name: "t.qs")
+        let message = CommandContractTests.error(encoder, "finetune \"\(bertText.path)\" steps=2") ?? ""
+        #expect(message.contains("gpt2") && message.contains("bert"), "\(message)")
+    }
+
     @Test func ctrlCKeepsTheWeightsOfTheLastWholeStep() throws {
         let (session, folder, text) = try GPTQCommandTests.session(nil)
         defer { try? FileManager.default.removeItem(at: folder) }

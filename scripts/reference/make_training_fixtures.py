@@ -1,10 +1,11 @@
-"""Gradients of the tiny llama-family models (Tests/QSEngineTests/Fixtures/arch/<name>) from
-PyTorch autograd, as fixtures for qs's training tests.
+"""Gradients of the tiny causal models (Tests/QSEngineTests/Fixtures/arch/<name>: the llama
+family and gpt2) from PyTorch autograd, as fixtures for qs's training tests.
 
 For each model: a batch of two sequences of 12 tokens; the next-token cross entropy (mean over
 the 2 x 11 predicted positions, as transformers' loss) and its gradient with respect to every
-parameter; and the distillation loss T^2 * KL(teacher || model) at T = 2 (mean over all 24
-rows) against fixed random teacher logits, with its gradients.
+parameter (GPT-2's Conv1D weights in their stored in x out layout); and the distillation
+loss T^2 * KL(teacher || model) at T = 2 (mean over all 24 rows) against fixed random teacher
+logits, with its gradients.
 
 Writes Tests/QSEngineTests/Fixtures/training/<name>.json. Run once; tests never run it.
 Needs: torch, transformers, safetensors.
@@ -31,7 +32,7 @@ def main() -> None:
     generator = torch.Generator().manual_seed(3)
     ids = torch.randint(0, 96, (2, 12), generator=generator)
     teacher = torch.randn(2, 12, 96, generator=generator) * 3
-    for name in ["llama", "smollm2", "qwen2"]:
+    for name in ["llama", "smollm2", "qwen2", "gpt2"]:
         folder = os.path.join(ARCH, name)
         model = transformers.AutoModelForCausalLM.from_pretrained(
             folder, torch_dtype=torch.float32, attn_implementation="eager")

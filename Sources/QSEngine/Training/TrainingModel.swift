@@ -28,9 +28,9 @@ package enum ActivationMemory: String, Sendable {
     case recompute
 }
 
-/// A llama-family model as trainable parameters (fp32 master weights beside the model's
-/// forms), with a forward pass that keeps what its backward needs and the backward itself.
-/// Sequences in a batch have one length; their rows lie one after another.
+/// A causal language model (the llama family or GPT-2) as trainable parameters (fp32 master
+/// weights beside the model's forms), with a forward pass that keeps what its backward needs and
+/// the backward itself. Sequences in a batch have one length; their rows lie one after another.
 package final class TrainingModel {
     package let config: ModelConfig
     package let names: LayerNames
@@ -41,16 +41,24 @@ package final class TrainingModel {
     package private(set) var ordered: [TrainableParameter] = []
     package var memory: ActivationMemory = .keep
     private let headName: String
+    /// The block layout: the llama family's (RMSNorm, rotary positions, gated MLP, separate
+    /// q/k/v) or GPT-2's (LayerNorm with biases, learned positions, fused q/k/v, GELU MLP).
+    package enum Family: Sendable { case llama, gpt2 }
+    package let family: Family
 
     /// The parameters of `model` in their current forms; `blocks` limits the model to those
     /// blocks' tensors (block-wise tuning), nil takes everything.
     package init(_ model: BlockModel, selection: ParameterSelection, blocks: Set<Int>? = nil) throws {
-        guard LlamaFamily.architectures.contains(model.config.architecture) else {
-            throw EngineError("training is implemented for the llama family (llama, mistral, qwen2, SmolLM2); \(model.config.architecture.rawValue) is not yet")
+        if LlamaFamily.architectures.contains(model.config.architecture) {
+            family = .llama
+        } else if model.config.architecture == .gpt2 {
+            family = .gpt2
+        } else {
+            throw EngineError("training is implemented for causal language models, the llama family (llama, mistral, qwen2, SmolLM2) and gpt2; \(model.config.architecture.rawValue) is not yet")
         }
         config = model.config
         names = model.names
-        activation = try Kernels.Activation(config, key: "hidden_act", path: model.weights.checkpoint.path)
+        activation = try Kernels.Activation(config, key: family == .gpt2 ? "activation_function" : "hidden_act", path: model.weights.checkpoint.path)
         guard let head = names.headWeight else { throw EngineError("the model has no vocabulary projection") }
         headName = head
         for entry in names.entries {
@@ -109,6 +117,7 @@ package final class TrainingModel {
     /// Runs block `index` on the rows of sequences of `length` tokens, returning its output and,
     /// with `keep`, what its backward needs.
     package func block(_ index: Int, _ x: Activations, length: Int, keep: Bool = true) -> (Activations, BlockCache?) {
+        if family == .gpt2 { return gpt2Block(index, x, length: length, keep: keep) }
         let c = config
         let layer = "layer.\(index)."
         let eps = Float(c.normEps)
@@ -158,6 +167,7 @@ package final class TrainingModel {
     /// Block `index`'s backward from the gradient of its output: adds its parameters' gradients
     /// and returns the gradient of its input.
     package func blockBackward(_ index: Int, _ dy: Activations, cache: BlockCache, length: Int) -> Activations {
+        if family == .gpt2 { return gpt2BlockBackward(index, dy, cache: cache, length: length) }
         let c = config
         let layer = "layer.\(index)."
         let eps = Float(c.normEps)
@@ -186,6 +196,108 @@ package final class TrainingModel {
         return dx
     }
 
+    /// The block's normalisation: RMSNorm (llama family) or LayerNorm with its bias (GPT-2).
+    private func norm(_ canonical: String, _ x: Activations) -> Activations {
+        let weight = required(canonical)
+        let eps = Float(config.normEps)
+        switch family {
+        case .llama: return Kernels.rmsNorm(x, weight: weight.effective, eps: eps)
+        case .gpt2: return Kernels.layerNorm(x, weight: weight.effective, bias: required(canonical, bias: true).effective, eps: eps)
+        }
+    }
+
+    /// The normalisation's backward: its parameters' gradients added, the input's returned.
+    private func normBackward(_ canonical: String, _ dy: Activations, x: Activations) -> Activations {
+        let weight = required(canonical)
+        let eps = Float(config.normEps)
+        switch family {
+        case .llama:
+            return withGradient(weight) { Backward.rmsNorm(dy, x: x, weight: weight.effective, eps: eps, weightGrad: $0) }
+        case .gpt2:
+            let bias = parameter(canonical, bias: true)
+            return withGradient(weight) { wg in
+                withGradient(bias) { bg in Backward.layerNorm(dy, x: x, weight: weight.effective, eps: eps, weightGrad: wg, biasGrad: bg) }
+            }
+        }
+    }
+
+    /// GPT-2's block: LayerNorm, the fused q/k/v projection split by columns, causal attention
+    /// (no rotary positions), the output projection, LayerNorm, and the GELU MLP, each with its
+    /// residual. `gate` of the cache stays empty.
+    private func gpt2Block(_ index: Int, _ x: Activations, length: Int, keep: Bool) -> (Activations, BlockCache?) {
+        let c = config
+        let layer = "layer.\(index)."
+        let normed = norm(layer + "attn_norm", x)
+        let qkv = linear(layer + "attn.qkv", normed)
+        let (q, k, v) = Self.split3(qkv)
+        let heads = q.cols / c.headDim
+        let (attended, state) = Backward.attention(q: q, k: k, v: v, heads: heads, kvHeads: heads, headDim: c.headDim, length: length, causal: true)
+        var middle = x
+        Kernels.add(&middle, linear(layer + "attn.o", attended))
+        let normed2 = norm(layer + "mlp_norm", middle)
+        let up = linear(layer + "mlp.up", normed2)
+        var hidden = up
+        Kernels.activate(&hidden, activation)
+        var output = middle
+        Kernels.add(&output, linear(layer + "mlp.down", hidden))
+        guard keep else { return (output, nil) }
+        return (
+            output,
+            BlockCache(
+                input: x, normed: normed, q: q, k: k, v: v, attention: state, attended: attended, middle: middle, normed2: normed2,
+                gate: Activations(rows: 0, cols: 0), up: up, hidden: hidden))
+    }
+
+    private func gpt2BlockBackward(_ index: Int, _ dy: Activations, cache: BlockCache, length: Int) -> Activations {
+        let c = config
+        let layer = "layer.\(index)."
+        let dHidden = linearBackward(layer + "mlp.down", dy, input: cache.hidden)
+        let dUp = Backward.activation(dHidden, x: cache.up, activation)
+        let dNormed2 = linearBackward(layer + "mlp.up", dUp, input: cache.normed2)
+        var dMiddle = normBackward(layer + "mlp_norm", dNormed2, x: cache.middle)
+        Kernels.add(&dMiddle, dy)
+        let dAttended = linearBackward(layer + "attn.o", dMiddle, input: cache.attended)
+        let heads = cache.q.cols / c.headDim
+        let (dq, dk, dv) = Backward.attention(
+            dAttended, q: cache.q, k: cache.k, v: cache.v, state: cache.attention, heads: heads, kvHeads: heads, headDim: c.headDim, length: length)
+        let dNormed = linearBackward(layer + "attn.qkv", Self.join3(dq, dk, dv), input: cache.normed)
+        var dx = normBackward(layer + "attn_norm", dNormed, x: cache.input)
+        Kernels.add(&dx, dMiddle)
+        return dx
+    }
+
+    /// The three equal column blocks of each row (q, k and v of a fused projection).
+    static func split3(_ x: Activations) -> (Activations, Activations, Activations) {
+        let width = x.cols / 3
+        var parts = (0 ..< 3).map { _ in Activations(rows: x.rows, cols: width) }
+        x.data.withUnsafeBufferPointer { source in
+            for p in 0 ..< 3 {
+                parts[p].data.withUnsafeMutableBufferPointer { out in
+                    for r in 0 ..< x.rows {
+                        (out.baseAddress! + r * width).update(from: source.baseAddress! + r * x.cols + p * width, count: width)
+                    }
+                }
+            }
+        }
+        return (parts[0], parts[1], parts[2])
+    }
+
+    /// `split3`'s inverse: the rows of three blocks side by side.
+    static func join3(_ a: Activations, _ b: Activations, _ c: Activations) -> Activations {
+        let width = a.cols
+        var joined = Activations(rows: a.rows, cols: 3 * width)
+        joined.data.withUnsafeMutableBufferPointer { out in
+            for (p, part) in [a, b, c].enumerated() {
+                part.data.withUnsafeBufferPointer { source in
+                    for r in 0 ..< a.rows {
+                        (out.baseAddress! + r * 3 * width + p * width).update(from: source.baseAddress! + r * width, count: width)
+                    }
+                }
+            }
+        }
+        return joined
+    }
+
     // MARK: The whole model
 
     /// The token embeddings of a batch of sequences (rows one after another).
@@ -198,6 +310,17 @@ package final class TrainingModel {
             x.data.withUnsafeMutableBufferPointer { out in
                 for (row, id) in ids.enumerated() {
                     (out.baseAddress! + row * width).update(from: t.baseAddress! + id * width, count: width)
+                }
+            }
+        }
+        if family == .gpt2, let length = sequences.first?.count {
+            // Learned positions: row r of a sequence adds position r's row.
+            required("pos_embed").effective.withUnsafeBufferPointer { p in
+                x.data.withUnsafeMutableBufferPointer { out in
+                    for row in 0 ..< ids.count {
+                        let position = p.baseAddress! + (row % length) * width
+                        for i in 0 ..< width { out[row * width + i] += position[i] }
+                    }
                 }
             }
         }
@@ -226,9 +349,7 @@ package final class TrainingModel {
             if let cache { caches.append(cache) } else { inputs.append(x) }
             x = output
         }
-        let finalNorm = required("norm")
-        let eps = Float(config.normEps)
-        let normed = Kernels.rmsNorm(x, weight: finalNorm.effective, eps: eps)
+        let normed = norm("norm", x)
         let head = parameters[headName]!
         let objective: Backward.Objective
         let counted: Int
@@ -255,7 +376,7 @@ package final class TrainingModel {
                 }
             }
         }
-        var dx = withGradient(finalNorm) { Backward.rmsNorm(result.dNormed, x: x, weight: finalNorm.effective, eps: eps, weightGrad: $0) }
+        var dx = normBackward("norm", result.dNormed, x: x)
         for index in (0 ..< config.numHiddenLayers).reversed() {
             if isCancelled() { throw EngineError.cancelled }
             let cache: BlockCache
@@ -270,6 +391,10 @@ package final class TrainingModel {
         if table.trainable {
             let ids = sequences.flatMap { $0 }
             table.grad.withUnsafeMutableBufferPointer { Backward.embedding(dx, ids: ids, into: $0.baseAddress!) }
+        }
+        if family == .gpt2, let positions = parameter("pos_embed"), positions.trainable {
+            let ids = (0 ..< dx.rows).map { $0 % length }
+            positions.grad.withUnsafeMutableBufferPointer { Backward.embedding(dx, ids: ids, into: $0.baseAddress!) }
         }
         return result.loss
     }
