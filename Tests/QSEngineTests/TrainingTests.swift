@@ -196,18 +196,24 @@ import Testing
         var ids: [[Int]]
         var temperature: Double
         var teacher_logits: [Float]
-        var ce: Run
+        /// Absent for the encoder, which has no next-token loss.
+        var ce: Run?
         var kd: Run
     }
 
-    @Test(arguments: ["llama", "smollm2", "qwen2", "gpt2"])
+    /// Every parameter's gradient of the whole model against PyTorch autograd: cross entropy and
+    /// distillation for the causal models, the mean squared error of the last hidden states
+    /// against a teacher's for BERT; activations kept and recomputed.
+    @Test(arguments: ["llama", "smollm2", "qwen2", "gpt2", "bert"])
     func wholeModelGradientsMatchPyTorch(name: String) throws {
         let (checkpoint, _) = try ArchitectureParityTests.fixture(name)
         let url = Bundle.module.url(forResource: "Fixtures", withExtension: nil)!
             .appendingPathComponent("training").appendingPathComponent(name + ".json")
         let fixture = try JSONDecoder().decode(Fixture.self, from: Data(contentsOf: url))
         let model = try ModelLoader.model(for: checkpoint)
-        for (run, loss) in [(fixture.ce, TrainingLoss.crossEntropy), (fixture.kd, .distillation(temperature: fixture.temperature))] {
+        let runs = [(fixture.ce, TrainingLoss.crossEntropy), (fixture.kd, .distillation(temperature: fixture.temperature))].compactMap { run, loss in run.map { ($0, loss) } }
+        #expect(runs.count == (name == "bert" ? 1 : 2))
+        for (run, loss) in runs {
             for memory in [ActivationMemory.keep, .recompute] {
                 let training = try TrainingModel(model, selection: .all)
                 training.memory = memory
@@ -221,7 +227,10 @@ import Testing
                         expected = TrainableParameter.transpose(expected, rows: parameter.shape[1], columns: parameter.shape[0])
                     }
                     let error = relativeError(parameter.grad, expected)
-                    #expect(error < 1e-4, "\(name) \(loss) \(memory) \(parameter.name): relative error \(error)")
+                    // A key's bias has no gradient in exact arithmetic (it adds the same to every
+                    // score of a query): both sides are rounding, so compare absolutely.
+                    let largest = zip(parameter.grad, expected).map { abs($0 - $1) }.max() ?? 0
+                    #expect(error < 1e-4 || (parameter.name.contains("key.bias") && largest < 1e-6), "\(name) \(loss) \(memory) \(parameter.name): relative error \(error)")
                 }
             }
         }

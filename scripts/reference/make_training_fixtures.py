@@ -5,7 +5,9 @@ For each model: a batch of two sequences of 12 tokens; the next-token cross entr
 the 2 x 11 predicted positions, as transformers' loss) and its gradient with respect to every
 parameter (GPT-2's Conv1D weights in their stored in x out layout); and the distillation
 loss T^2 * KL(teacher || model) at T = 2 (mean over all 24 rows) against fixed random teacher
-logits, with its gradients.
+logits, with its gradients. For the BERT encoder (no vocabulary projection): only "kd", the mean
+squared error of its last hidden states (attention over all 12 tokens, token type 0) against
+fixed random targets, with its gradients.
 
 Writes Tests/QSEngineTests/Fixtures/training/<name>.json. Run once; tests never run it.
 Needs: torch, transformers, safetensors.
@@ -55,6 +57,26 @@ def main() -> None:
         with open(os.path.join(OUT, name + ".json"), "w") as f:
             json.dump(record, f)
         print(name, "ce", ce["loss"], "kd", kd["loss"])
+
+    # The encoder: its last hidden states against fixed random targets.
+    model = transformers.AutoModel.from_pretrained(
+        os.path.join(ARCH, "bert"), torch_dtype=torch.float32, attn_implementation="eager")
+    model.train(False)
+    target = torch.randn(2, 12, model.config.hidden_size, generator=generator)
+    # Token ids from 1: id 0 is BERT's padding token, whose embedding row PyTorch never updates
+    # (padding_idx), and which text never holds.
+    ids = torch.randint(1, 96, (2, 12), generator=generator)
+    hidden = model(input_ids=ids, token_type_ids=torch.zeros_like(ids)).last_hidden_state
+    mse = ((hidden - target) ** 2).mean()
+    mse.backward()
+    record = {
+        "ids": ids.tolist(), "temperature": 1.0,
+        "teacher_logits": [float(f"{v:.8g}") for v in target.flatten().tolist()],
+        "kd": {"loss": float(mse), "gradients": gradients(model)},
+    }
+    with open(os.path.join(OUT, "bert.json"), "w") as f:
+        json.dump(record, f)
+    print("bert", "mse", float(mse))
 
 
 if __name__ == "__main__":

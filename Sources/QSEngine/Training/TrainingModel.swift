@@ -28,7 +28,7 @@ package enum ActivationMemory: String, Sendable {
     case recompute
 }
 
-/// A causal language model (the llama family or GPT-2) as trainable parameters (fp32 master
+/// A model (the llama family, GPT-2 or a BERT encoder) as trainable parameters (fp32 master
 /// weights beside the model's forms), with a forward pass that keeps what its backward needs and
 /// the backward itself. Sequences in a batch have one length; their rows lie one after another.
 package final class TrainingModel {
@@ -40,10 +40,12 @@ package final class TrainingModel {
     /// The parameters in a fixed order (checkpoint order of their modules).
     package private(set) var ordered: [TrainableParameter] = []
     package var memory: ActivationMemory = .keep
-    private let headName: String
+    private let headName: String?
     /// The block layout: the llama family's (RMSNorm, rotary positions, gated MLP, separate
-    /// q/k/v) or GPT-2's (LayerNorm with biases, learned positions, fused q/k/v, GELU MLP).
-    package enum Family: Sendable { case llama, gpt2 }
+    /// q/k/v), GPT-2's (LayerNorm with biases, learned positions, fused q/k/v, GELU MLP) or
+    /// BERT's (post-norm blocks, bidirectional attention, embeddings with their own LayerNorm;
+    /// no vocabulary projection: an encoder learns to reproduce a teacher's hidden states).
+    package enum Family: Sendable { case llama, gpt2, bert }
     package let family: Family
 
     /// The parameters of `model` in their current forms; `blocks` limits the model to those
@@ -53,15 +55,23 @@ package final class TrainingModel {
             family = .llama
         } else if model.config.architecture == .gpt2 {
             family = .gpt2
+        } else if model.config.architecture == .bert {
+            family = .bert
         } else {
-            throw EngineError("training is implemented for causal language models, the llama family (llama, mistral, qwen2, SmolLM2) and gpt2; \(model.config.architecture.rawValue) is not yet")
+            throw EngineError("training is implemented for the llama family (llama, mistral, qwen2, SmolLM2), gpt2 and bert; \(model.config.architecture.rawValue) is not yet")
         }
         config = model.config
         names = model.names
         activation = try Kernels.Activation(config, key: family == .gpt2 ? "activation_function" : "hidden_act", path: model.weights.checkpoint.path)
-        guard let head = names.headWeight else { throw EngineError("the model has no vocabulary projection") }
-        headName = head
+        if family == .bert {
+            headName = nil
+        } else {
+            guard let head = names.headWeight else { throw EngineError("the model has no vocabulary projection") }
+            headName = head
+        }
         for entry in names.entries {
+            // BERT's pooler is not on the path to the hidden states an encoder learns from.
+            if family == .bert, entry.canonical == "pooler" { continue }
             let block = CalibratedQuantizer.blockIndex(entry.canonical)
             if let blocks { guard let block, blocks.contains(block) else { continue } }
             var tensors = [(entry.weight, false)]
@@ -118,6 +128,7 @@ package final class TrainingModel {
     /// with `keep`, what its backward needs.
     package func block(_ index: Int, _ x: Activations, length: Int, keep: Bool = true) -> (Activations, BlockCache?) {
         if family == .gpt2 { return gpt2Block(index, x, length: length, keep: keep) }
+        if family == .bert { return bertBlock(index, x, length: length, keep: keep) }
         let c = config
         let layer = "layer.\(index)."
         let eps = Float(c.normEps)
@@ -168,6 +179,7 @@ package final class TrainingModel {
     /// and returns the gradient of its input.
     package func blockBackward(_ index: Int, _ dy: Activations, cache: BlockCache, length: Int) -> Activations {
         if family == .gpt2 { return gpt2BlockBackward(index, dy, cache: cache, length: length) }
+        if family == .bert { return bertBlockBackward(index, dy, cache: cache, length: length) }
         let c = config
         let layer = "layer.\(index)."
         let eps = Float(c.normEps)
@@ -202,7 +214,7 @@ package final class TrainingModel {
         let eps = Float(config.normEps)
         switch family {
         case .llama: return Kernels.rmsNorm(x, weight: weight.effective, eps: eps)
-        case .gpt2: return Kernels.layerNorm(x, weight: weight.effective, bias: required(canonical, bias: true).effective, eps: eps)
+        case .gpt2, .bert: return Kernels.layerNorm(x, weight: weight.effective, bias: required(canonical, bias: true).effective, eps: eps)
         }
     }
 
@@ -213,7 +225,7 @@ package final class TrainingModel {
         switch family {
         case .llama:
             return withGradient(weight) { Backward.rmsNorm(dy, x: x, weight: weight.effective, eps: eps, weightGrad: $0) }
-        case .gpt2:
+        case .gpt2, .bert:
             let bias = parameter(canonical, bias: true)
             return withGradient(weight) { wg in
                 withGradient(bias) { bg in Backward.layerNorm(dy, x: x, weight: weight.effective, eps: eps, weightGrad: wg, biasGrad: bg) }
@@ -266,6 +278,55 @@ package final class TrainingModel {
         return dx
     }
 
+    /// BERT's post-norm block: q, k and v of the input, bidirectional attention, the output
+    /// projection plus the input, LayerNorm; the GELU MLP plus its input, LayerNorm. In the cache
+    /// `middle` is the attention's sum before its LayerNorm, `normed` that LayerNorm's output,
+    /// `normed2` the MLP's sum before the last LayerNorm.
+    private func bertBlock(_ index: Int, _ x: Activations, length: Int, keep: Bool) -> (Activations, BlockCache?) {
+        let c = config
+        let layer = "layer.\(index)."
+        let q = linear(layer + "attn.q", x)
+        let k = linear(layer + "attn.k", x)
+        let v = linear(layer + "attn.v", x)
+        let heads = q.cols / c.headDim
+        let (attended, state) = Backward.attention(q: q, k: k, v: v, heads: heads, kvHeads: k.cols / c.headDim, headDim: c.headDim, length: length, causal: false)
+        var middle = linear(layer + "attn.o", attended)
+        Kernels.add(&middle, x)
+        let normed = norm(layer + "attn_norm", middle)
+        let up = linear(layer + "mlp.up", normed)
+        var hidden = up
+        Kernels.activate(&hidden, activation)
+        var sum = linear(layer + "mlp.down", hidden)
+        Kernels.add(&sum, normed)
+        let output = norm(layer + "mlp_norm", sum)
+        guard keep else { return (output, nil) }
+        return (
+            output,
+            BlockCache(
+                input: x, normed: normed, q: q, k: k, v: v, attention: state, attended: attended, middle: middle, normed2: sum,
+                gate: Activations(rows: 0, cols: 0), up: up, hidden: hidden))
+    }
+
+    private func bertBlockBackward(_ index: Int, _ dy: Activations, cache: BlockCache, length: Int) -> Activations {
+        let c = config
+        let layer = "layer.\(index)."
+        let dSum = normBackward(layer + "mlp_norm", dy, x: cache.normed2)
+        let dHidden = linearBackward(layer + "mlp.down", dSum, input: cache.hidden)
+        let dUp = Backward.activation(dHidden, x: cache.up, activation)
+        var dNormed = linearBackward(layer + "mlp.up", dUp, input: cache.normed)
+        Kernels.add(&dNormed, dSum)
+        let dMiddle = normBackward(layer + "attn_norm", dNormed, x: cache.middle)
+        let dAttended = linearBackward(layer + "attn.o", dMiddle, input: cache.attended)
+        let (dq, dk, dv) = Backward.attention(
+            dAttended, q: cache.q, k: cache.k, v: cache.v, state: cache.attention, heads: cache.q.cols / c.headDim,
+            kvHeads: cache.k.cols / c.headDim, headDim: c.headDim, length: length)
+        var dx = linearBackward(layer + "attn.q", dq, input: cache.input)
+        Kernels.add(&dx, linearBackward(layer + "attn.k", dk, input: cache.input))
+        Kernels.add(&dx, linearBackward(layer + "attn.v", dv, input: cache.input))
+        Kernels.add(&dx, dMiddle)
+        return dx
+    }
+
     /// The three equal column blocks of each row (q, k and v of a fused projection).
     static func split3(_ x: Activations) -> (Activations, Activations, Activations) {
         let width = x.cols / 3
@@ -313,7 +374,7 @@ package final class TrainingModel {
                 }
             }
         }
-        if family == .gpt2, let length = sequences.first?.count {
+        if family != .llama, let length = sequences.first?.count {
             // Learned positions: row r of a sequence adds position r's row.
             required("pos_embed").effective.withUnsafeBufferPointer { p in
                 x.data.withUnsafeMutableBufferPointer { out in
@@ -323,6 +384,10 @@ package final class TrainingModel {
                     }
                 }
             }
+        }
+        if family == .bert, let types = parameter("type_embed") {
+            // Every token is of type 0 (one segment), as the evaluations run BERT.
+            for row in 0 ..< ids.count { for i in 0 ..< width { x.data[row * width + i] += types.effective[i] } }
         }
         return x
     }
@@ -340,7 +405,9 @@ package final class TrainingModel {
         if config.maxPositionEmbeddings > 0, length > config.maxPositionEmbeddings {
             throw EngineError("sequences of \(length) tokens are longer than the model allows (\(config.maxPositionEmbeddings))")
         }
-        var x = embed(sequences)
+        let embedded = embed(sequences)
+        // BERT normalises its embeddings before the first block.
+        var x = family == .bert ? norm("embed_norm", embedded) : embedded
         var caches: [BlockCache] = []
         var inputs: [Activations] = []
         for index in 0 ..< config.numHiddenLayers {
@@ -349,8 +416,53 @@ package final class TrainingModel {
             if let cache { caches.append(cache) } else { inputs.append(x) }
             x = output
         }
+        var dx: Activations
+        let value: Double
+        if let headName {
+            (value, dx) = try vocabularyLoss(x, head: parameters[headName]!, sequences: sequences, loss: loss, teacherLogits: teacherLogits)
+        } else {
+            // An encoder: the mean squared error of its last hidden states against the teacher's.
+            guard case .distillation = loss else {
+                throw EngineError("an encoder has no next-token loss: it learns to reproduce a teacher's hidden states (loss=kd)")
+            }
+            guard let teacherLogits, teacherLogits.count == x.data.count else {
+                throw EngineError("an encoder's distillation needs the teacher's last hidden states for every row")
+            }
+            (value, dx) = BlockTuner.meanSquaredError(x, Activations(rows: x.rows, cols: x.cols, data: teacherLogits))
+        }
+        for index in (0 ..< config.numHiddenLayers).reversed() {
+            if isCancelled() { throw EngineError.cancelled }
+            let cache: BlockCache
+            if memory == .keep {
+                cache = caches.removeLast()
+            } else {
+                cache = block(index, inputs.removeLast(), length: length, keep: true).1!
+            }
+            dx = blockBackward(index, dx, cache: cache, length: length)
+        }
+        if family == .bert { dx = normBackward("embed_norm", dx, x: embedded) }
+        let table = required("embed")
+        if table.trainable {
+            let ids = sequences.flatMap { $0 }
+            table.grad.withUnsafeMutableBufferPointer { Backward.embedding(dx, ids: ids, into: $0.baseAddress!) }
+        }
+        if family != .llama, let positions = parameter("pos_embed"), positions.trainable {
+            let ids = (0 ..< dx.rows).map { $0 % length }
+            positions.grad.withUnsafeMutableBufferPointer { Backward.embedding(dx, ids: ids, into: $0.baseAddress!) }
+        }
+        if family == .bert, let types = parameter("type_embed"), types.trainable {
+            types.grad.withUnsafeMutableBufferPointer { Backward.embedding(dx, ids: Array(repeating: 0, count: dx.rows), into: $0.baseAddress!) }
+        }
+        return value
+    }
+
+    /// A language model's loss over the vocabulary from its last hidden states `x`: the final
+    /// norm, the head, cross entropy or distillation; returns the loss and the gradient of `x`.
+    private func vocabularyLoss(
+        _ x: Activations, head: TrainableParameter, sequences: [[Int]], loss: TrainingLoss, teacherLogits: [Float]?
+    ) throws -> (Double, Activations) {
+        let length = sequences.first?.count ?? 0
         let normed = norm("norm", x)
-        let head = parameters[headName]!
         let objective: Backward.Objective
         let counted: Int
         var result: (loss: Double, dNormed: Activations)
@@ -376,27 +488,7 @@ package final class TrainingModel {
                 }
             }
         }
-        var dx = normBackward("norm", result.dNormed, x: x)
-        for index in (0 ..< config.numHiddenLayers).reversed() {
-            if isCancelled() { throw EngineError.cancelled }
-            let cache: BlockCache
-            if memory == .keep {
-                cache = caches.removeLast()
-            } else {
-                cache = block(index, inputs.removeLast(), length: length, keep: true).1!
-            }
-            dx = blockBackward(index, dx, cache: cache, length: length)
-        }
-        let table = required("embed")
-        if table.trainable {
-            let ids = sequences.flatMap { $0 }
-            table.grad.withUnsafeMutableBufferPointer { Backward.embedding(dx, ids: ids, into: $0.baseAddress!) }
-        }
-        if family == .gpt2, let positions = parameter("pos_embed"), positions.trainable {
-            let ids = (0 ..< dx.rows).map { $0 % length }
-            positions.grad.withUnsafeMutableBufferPointer { Backward.embedding(dx, ids: ids, into: $0.baseAddress!) }
-        }
-        return result.loss
+        return (result.loss, normBackward("norm", result.dNormed, x: x))
     }
 
     /// Recomputes every parameter's effective values (after an update).

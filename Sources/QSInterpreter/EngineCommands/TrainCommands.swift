@@ -71,7 +71,7 @@ enum FinetuneCommand: Command {
         "finetune", summary: "Train the model on a text: cross entropy or distillation, quantization-aware through quantized layers.",
         discussion: """
             Each step takes `batch` random windows of `seqlen` tokens of the text, runs the model forward and backward, and updates what `params` selects with AdamW (or SGD) at `lr`, warmed up over `warmup` steps then decayed along a cosine to a tenth; the gradient's global norm is clipped to 1, as transformers' Trainer does. Layers quantized by `quantize` train through fake quantization on their grid (fp32 master weights, the straight-through estimator) and are packed again on that grid at the end, so `save` and `export` work as after any quantization; `params=scales` learns only their scales (learned step size) and the norms. Pruned weights stay zero (their masks hold). `l1=` and `l2=` add λΣ|w| and λΣw² over the learning linear weights to the loss.
-            `loss=kd` distils: the loss is T²·KL(teacher ‖ model) at `temperature` T, the teacher being the model as loaded (computed from its stored tensors, with no second fp32 copy held). The `train_memory` setting keeps every block's activations for the backward (keep) or recomputes them from each block's input (recompute, less memory). Ctrl-C stops at the end of the current step and keeps the weights of the last whole step; a loss that is not finite stops the run with the weights of the last step whose loss was finite.
+            `loss=kd` distils: the loss is T²·KL(teacher ‖ model) at `temperature` T, the teacher being the model as loaded (computed from its stored tensors, with no second fp32 copy held). An encoder (BERT) has no next-token loss: it always distils, its loss the mean squared error of its last hidden states against the model as loaded's (no temperature). Trains the llama family, gpt2 and bert. The `train_memory` setting keeps every block's activations for the backward (keep) or recomputes them from each block's input (recompute, less memory). Ctrl-C stops at the end of the current step and keeps the weights of the last whole step; a loss that is not finite stops the run with the weights of the last step whose loss was finite.
             """,
         positionals: [ArgumentSpec("text", .path, help: "a text file or registry text (default: the 'eval_text' setting)")],
         options: [
@@ -108,7 +108,16 @@ enum FinetuneCommand: Command {
         // Unless given, a window is 256 tokens or the model's limit, whichever is shorter.
         let length = invocation.isGiven("seqlen") || limit <= 0 ? try invocation.integer("seqlen") : min(try invocation.integer("seqlen"), limit)
         let options = try TrainingArguments.options(invocation)
-        let lossName = try invocation.text("loss")
+        // An encoder has no next-token loss: it learns to give the hidden states of the model as
+        // loaded (kd, the default for it).
+        let encoder = !(loaded.model is any CausalLanguageModel)
+        if encoder, invocation.isGiven("loss"), try invocation.text("loss") == "ce" {
+            throw CommandError.invalidArgument("loss", "\(loaded.name) is an encoder: it has no next-token loss; finetune it with loss=kd (its last hidden states learn those of the model as loaded)")
+        }
+        if encoder, invocation.isGiven("temperature") {
+            throw CommandError.invalidArgument("temperature", "an encoder distils its hidden states by mean squared error, which has no temperature")
+        }
+        let lossName = encoder ? "kd" : try invocation.text("loss")
         let loss: TrainingLoss = lossName == "kd" ? .distillation(temperature: try invocation.number("temperature")) : .crossEntropy
         if lossName != "kd", invocation.isGiven("temperature") {
             throw CommandError.invalidArgument("temperature", "temperature is an option of loss=kd")
@@ -129,9 +138,14 @@ enum FinetuneCommand: Command {
         ).windows
         var teacher: (([[Int]]) throws -> [Float])?
         if case .distillation = loss {
-            guard let reference = try loaded.reference as? CausalLanguageModel else { throw CommandError.failed("loss=kd needs a causal language model") }
             let conversions = ConversionCache(budgetBytes: ConversionCache.evaluationBudget)
-            teacher = { batch in try batch.flatMap { try reference.forward($0, conversions: conversions).data } }
+            if let reference = try loaded.reference as? CausalLanguageModel {
+                teacher = { batch in try batch.flatMap { try reference.forward($0, conversions: conversions).data } }
+            } else if let reference = try loaded.reference as? BERTModel {
+                teacher = { batch in try batch.flatMap { try reference.encode($0).data } }
+            } else {
+                throw CommandError.failed("loss=kd needs a language model or a BERT encoder")
+            }
         }
         var outcome = TrainingOutcome()
         let nearZeroBefore = Finetuner.nearZeroShare(model)
