@@ -247,11 +247,9 @@ package final class TrainingModel {
         var middle = x
         Kernels.add(&middle, linear(layer + "attn.o", attended))
         let normed2 = norm(layer + "mlp_norm", middle)
-        let up = linear(layer + "mlp.up", normed2)
-        var hidden = up
-        Kernels.activate(&hidden, activation)
+        let (up, hidden, down) = plainMLP(layer, normed2)
         var output = middle
-        Kernels.add(&output, linear(layer + "mlp.down", hidden))
+        Kernels.add(&output, down)
         guard keep else { return (output, nil) }
         return (
             output,
@@ -263,9 +261,7 @@ package final class TrainingModel {
     private func gpt2BlockBackward(_ index: Int, _ dy: Activations, cache: BlockCache, length: Int) -> Activations {
         let c = config
         let layer = "layer.\(index)."
-        let dHidden = linearBackward(layer + "mlp.down", dy, input: cache.hidden)
-        let dUp = Backward.activation(dHidden, x: cache.up, activation)
-        let dNormed2 = linearBackward(layer + "mlp.up", dUp, input: cache.normed2)
+        let dNormed2 = plainMLPBackward(layer, dy, cache: cache, input: cache.normed2)
         var dMiddle = normBackward(layer + "mlp_norm", dNormed2, x: cache.middle)
         Kernels.add(&dMiddle, dy)
         let dAttended = linearBackward(layer + "attn.o", dMiddle, input: cache.attended)
@@ -293,10 +289,8 @@ package final class TrainingModel {
         var middle = linear(layer + "attn.o", attended)
         Kernels.add(&middle, x)
         let normed = norm(layer + "attn_norm", middle)
-        let up = linear(layer + "mlp.up", normed)
-        var hidden = up
-        Kernels.activate(&hidden, activation)
-        var sum = linear(layer + "mlp.down", hidden)
+        let (up, hidden, down) = plainMLP(layer, normed)
+        var sum = down
         Kernels.add(&sum, normed)
         let output = norm(layer + "mlp_norm", sum)
         guard keep else { return (output, nil) }
@@ -311,9 +305,7 @@ package final class TrainingModel {
         let c = config
         let layer = "layer.\(index)."
         let dSum = normBackward(layer + "mlp_norm", dy, x: cache.normed2)
-        let dHidden = linearBackward(layer + "mlp.down", dSum, input: cache.hidden)
-        let dUp = Backward.activation(dHidden, x: cache.up, activation)
-        var dNormed = linearBackward(layer + "mlp.up", dUp, input: cache.normed)
+        var dNormed = plainMLPBackward(layer, dSum, cache: cache, input: cache.normed)
         Kernels.add(&dNormed, dSum)
         let dMiddle = normBackward(layer + "attn_norm", dNormed, x: cache.middle)
         let dAttended = linearBackward(layer + "attn.o", dMiddle, input: cache.attended)
@@ -325,6 +317,21 @@ package final class TrainingModel {
         Kernels.add(&dx, linearBackward(layer + "attn.v", dv, input: cache.input))
         Kernels.add(&dx, dMiddle)
         return dx
+    }
+
+    /// GPT-2's and BERT's MLP, down(act(up(x))): up's output, the activation, and the result.
+    private func plainMLP(_ layer: String, _ x: Activations) -> (up: Activations, hidden: Activations, out: Activations) {
+        let up = linear(layer + "mlp.up", x)
+        var hidden = up
+        Kernels.activate(&hidden, activation)
+        return (up, hidden, linear(layer + "mlp.down", hidden))
+    }
+
+    /// `plainMLP`'s backward from its result's gradient to its input's (`input` is what up read).
+    private func plainMLPBackward(_ layer: String, _ dy: Activations, cache: BlockCache, input: Activations) -> Activations {
+        let dHidden = linearBackward(layer + "mlp.down", dy, input: cache.hidden)
+        let dUp = Backward.activation(dHidden, x: cache.up, activation)
+        return linearBackward(layer + "mlp.up", dUp, input: input)
     }
 
     /// The three equal column blocks of each row (q, k and v of a fused projection).
