@@ -277,3 +277,47 @@ int qs_matvec_packed(const struct qs_packed_matrix *m, const float *x, float *y,
     if (memory != local) free(memory);
     return 0;
 }
+
+// Dequantization of whole rows, for the tiles that many-row products (prefill, evaluation)
+// multiply through GEMM. The values are exactly PackedWeight's: s · (code − zero) for integer
+// zero points, s · code + offset for offsets, each a separate rounding (no fused multiply-add),
+// so a product on these tiles is the dequantize-then-fp32 product.
+#pragma clang fp contract(off)
+static void dequantize_group(const struct qs_packed_matrix *m, const uint8_t *codes, long begin, long end, long index, float *out) {
+    float s = m->scales[index];
+    if (m->zero_kind == 2) {
+        float o = m->zeros[index];
+        if (m->bits == 8) {
+            for (long c = begin; c < end; c++) out[c] = s * (float)codes[c] + o;
+        } else {
+            for (long c = begin; c < end; c += 2) {
+                uint8_t b = codes[c >> 1];
+                out[c] = s * (float)(b & 0xF) + o;
+                out[c + 1] = s * (float)(b >> 4) + o;
+            }
+        }
+        return;
+    }
+    float z = m->zero_kind == 0 ? m->zero : m->zeros[index];
+    if (m->bits == 8) {
+        for (long c = begin; c < end; c++) out[c] = s * ((float)codes[c] - z);
+    } else {
+        for (long c = begin; c < end; c += 2) {
+            uint8_t b = codes[c >> 1];
+            out[c] = s * ((float)(b & 0xF) - z);
+            out[c + 1] = s * ((float)(b >> 4) - z);
+        }
+    }
+}
+
+int qs_dequantize_packed_rows(const struct qs_packed_matrix *m, long first, long count, float *out) {
+    if (!(m->bits == 8 || (m->bits == 4 && m->cols % 2 == 0 && m->group % 2 == 0)) || m->group <= 0) return -1;
+    if (first < 0 || count < 0 || first + count > m->rows) return -1;
+    for (long r = first; r < first + count; r++) {
+        const uint8_t *codes = m->codes + r * m->row_bytes;
+        float *row = out + (r - first) * m->cols;
+        for (long g = 0; g < m->groups_per_row; g++)
+            dequantize_group(m, codes, g * m->group, group_end(m, g), r * m->groups_per_row + g, row);
+    }
+    return 0;
+}

@@ -272,7 +272,14 @@ struct Evaluator {
         var values: [String: Value] = [:]
         var ranges: [String: SourceRange] = [:]
         for argument in bound.arguments {
-            var value = try evaluateArgument(argument.value, in: scope)
+            // A bare word that is one of the argument's allowed words is that word, even where a
+            // variable has the name (`let wanda = ...` must not change `method=wanda`).
+            var value: Value
+            if case .word(let word) = argument.value.kind, argument.spec.allowed.contains(word) {
+                value = .pattern(word)
+            } else {
+                value = try evaluateArgument(argument.value, in: scope)
+            }
             if case .none = value, argument.spec.allowed.contains("none") { value = .pattern("none") }
             if let problem = argument.spec.check(value.shape) {
                 throw Diagnostic.badValue(problem, argument: argument.spec.name, command: call.name.text, file: file, range: argument.value.range)

@@ -80,6 +80,18 @@ import Testing
         }
     }
 
+    /// An option's allowed word stays that word where a variable has its name: `let gptq = 3`
+    /// must not turn `method=gptq` into `method=3` (check-training's `let wanda = ...` did).
+    @Test func anAllowedWordIsNotShadowedByAVariable() throws {
+        let (session, folder, _) = try Self.session()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let record = try #require(try session.run("let gptq = 3\nlet mse = 1\nquantize layer.* bits=4 group=16 method=gptq clip=mse", name: "t.qs").record)
+        #expect(record["method"]?.text == "gptq")
+        // A value that is not an allowed word still reads the variable.
+        let chosen = try #require(try session.run("let m = \"rtn\"\nquantize layer.* bits=4 group=16 method=m", name: "t.qs").record)
+        #expect(chosen["method"]?.text == "rtn")
+    }
+
     @Test func calibrationWindowsAreReproducible() throws {
         let (session, folder, text) = try Self.session(nil)
         defer { try? FileManager.default.removeItem(at: folder) }

@@ -37,6 +37,28 @@ import Testing
         #expect(mask.sparsity >= 0.5)
     }
 
+    /// stdlib/train.qs's prune_retrain: Wanda steps (calibrated by the recipe) up to the last
+    /// amount, training between them, every pruned weight still zero at the end.
+    @Test func pruneRetrainRecipePrunesInStepsWithTraining() throws {
+        let (folder, text) = try GPTQCommandTests.model()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let session = Session(output: { _ in }, libraryDirectory: DocsAndRecipesTests.root.appendingPathComponent("stdlib").path)
+        _ = try session.run("load \"\(folder.path)\"\nuse train", name: "t.qs")
+        let losses = try #require(Self.list(try session.run(
+            "prune_retrain text=\"\(text.path)\" amounts=[20%, 40%] samples=4 steps=2 seqlen=16", name: "t.qs")))
+        #expect(losses.count == 2 && losses.allSatisfy { $0.number?.isFinite == true })
+        #expect(session.workspace.calibration != nil)
+        let loaded = try #require(session.workspace.loaded)
+        for entry in loaded.model.names.entries where entry.canonical.hasPrefix("layer.") {
+            guard case .linear = entry.kind else { continue }
+            let weight = try loaded.weights.weight(entry.weight)
+            let mask = try #require(weight.mask, "\(entry.canonical)")
+            #expect(abs(mask.sparsity - 0.4) < 0.05, "\(entry.canonical): \(mask.sparsity)")
+            let values = try weight.floats()
+            #expect((0 ..< values.count).allSatisfy { mask.isKept($0) || values[$0] == 0 })
+        }
+    }
+
     @Test func distillationAndBlockTuningLowerTheirObjectives() throws {
         let (session, folder, text) = try GPTQCommandTests.session("samples=4 seqlen=16")
         defer { try? FileManager.default.removeItem(at: folder) }

@@ -102,4 +102,9 @@ int qs_packed_supported(const struct qs_packed_matrix *m);
 /// y = W x for a packed matrix, on `threads` threads; int8 nonzero quantizes x per 32 columns
 /// for integer dot products (as `qs_matvec_blocks_int8`). -1 when the matrix is not taken.
 int qs_matvec_packed(const struct qs_packed_matrix *m, const float *x, float *y, int isa, int int8, int threads);
+
+/// Rows first ..< first + count of a packed matrix as fp32 into `out` (count × cols values),
+/// with PackedWeight's values exactly. Takes 8-bit codes, and 4-bit codes when the columns and
+/// the group size are even (any group size, a shorter last group); -1 otherwise.
+int qs_dequantize_packed_rows(const struct qs_packed_matrix *m, long first, long count, float *out);
 #endif

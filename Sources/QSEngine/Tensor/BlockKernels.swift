@@ -122,34 +122,8 @@ package enum BlockKernels {
 
     /// The C view of a packed weight, for `body`; nil where the kernels do not take it.
     private static func packedMatrix<R>(_ p: PackedWeight, weight: Weight, _ body: (inout qs_packed_matrix) throws -> R) rethrows -> R? {
-        guard weight.layout == .outIn, weight.mask == nil, weight.scaling == nil, p.codeFormat == .integer, p.groupIndex == nil,
-            p.bits == 4 || p.bits == 8, p.columns % 32 == 0, p.scales.count == p.scaleCount
-        else { return nil }
-        let group: Int
-        switch p.granularity {
-        case .tensor: return nil
-        case .channel: group = p.columns
-        case .group(let size): group = size
-        }
-        guard group % 32 == 0 else { return nil }
-        let kind: Int32, zeros: [Float], zero: Float
-        switch p.zero {
-        case .constant(let z): (kind, zeros, zero) = (0, [], z)
-        case .perGroup(let z): (kind, zeros, zero) = (1, z, 0)
-        case .offset(let o): (kind, zeros, zero) = (2, o, 0)
-        }
-        guard kind == 0 || zeros.count == p.scaleCount else { return nil }
-        return try p.codes.withUnsafeBufferPointer { codes in
-            try p.scales.withUnsafeBufferPointer { scales in
-                try zeros.withUnsafeBufferPointer { zeros in
-                    var m = qs_packed_matrix(
-                        codes: codes.baseAddress, row_bytes: p.rowBytes, rows: p.rows, cols: p.columns, group: group,
-                        groups_per_row: p.groupsPerRow, bits: Int32(p.bits), zero_kind: kind, scales: scales.baseAddress,
-                        zeros: zeros.baseAddress, zero: zero)
-                    return try body(&m)
-                }
-            }
-        }
+        guard weight.layout == .outIn, weight.mask == nil, weight.scaling == nil, p.bits == 4 || p.bits == 8, p.columns % 32 == 0 else { return nil }
+        return try p.withMatrix { m in m.group % 32 == 0 ? .some(try body(&m)) : nil } ?? nil
     }
 
     /// y = W x for a packed weight that `takesPacked` accepts (x `inFeatures`, y `outFeatures` values).

@@ -1,3 +1,4 @@
+import CQSKernels
 import Foundation
 
 /// A quantized linear weight, [rows = out, columns = in]: an integer code of `bits` bits per
@@ -192,9 +193,46 @@ package struct PackedWeight: Sendable, Equatable {
         return codes.count + scaleBytes + zeroBytes + (groupIndex?.count ?? 0) * 4
     }
 
+    /// The C view of the codes, scales and zero terms (`qs_packed_matrix`), for `body`; nil for
+    /// float codes, a tensor-wide scale or a group index.
+    package func withMatrix<R>(_ body: (inout qs_packed_matrix) throws -> R) rethrows -> R? {
+        guard codeFormat == .integer, groupIndex == nil, scales.count == scaleCount else { return nil }
+        let group: Int
+        switch granularity {
+        case .tensor: return nil
+        case .channel: group = columns
+        case .group(let size): group = size
+        }
+        let kind: Int32, zeros: [Float], zero: Float
+        switch self.zero {
+        case .constant(let z): (kind, zeros, zero) = (0, [], z)
+        case .perGroup(let z): (kind, zeros, zero) = (1, z, 0)
+        case .offset(let o): (kind, zeros, zero) = (2, o, 0)
+        }
+        guard kind == 0 || zeros.count == scaleCount else { return nil }
+        return try codes.withUnsafeBufferPointer { codes in
+            try scales.withUnsafeBufferPointer { scales in
+                try zeros.withUnsafeBufferPointer { zeros in
+                    var m = qs_packed_matrix(
+                        codes: codes.baseAddress, row_bytes: rowBytes, rows: rows, cols: columns, group: group,
+                        groups_per_row: groupsPerRow, bits: Int32(bits), zero_kind: kind, scales: scales.baseAddress,
+                        zeros: zeros.baseAddress, zero: zero)
+                    return try body(&m)
+                }
+            }
+        }
+    }
+
     /// Writes rows `range` as fp32 into `destination` (`range.count × columns` values).
     package func dequantizeRows(_ range: Range<Int>, into destination: UnsafeMutablePointer<Float>) {
         precondition(range.lowerBound >= 0 && range.upperBound <= rows, "PackedWeight: rows \(range) outside 0..<\(rows)")
+        // 8-bit and (even-width) 4-bit integer codes in their natural order: the C loops, the same values.
+        if withMatrix({ qs_dequantize_packed_rows(&$0, range.lowerBound, range.count, destination) }) == 0 { return }
+        dequantizeRowsElementwise(range, into: destination)
+    }
+
+    /// `dequantizeRows` one element at a time: every code width, order and grid.
+    func dequantizeRowsElementwise(_ range: Range<Int>, into destination: UnsafeMutablePointer<Float>) {
         let groupSize: Int
         switch granularity {
         case .tensor, .channel: groupSize = columns

@@ -117,6 +117,16 @@ package final class TrainingModel {
         var gate: Activations
         var up: Activations
         var hidden: Activations
+
+        /// The cache of a block whose MLP has no gate (GPT-2's and BERT's).
+        static func plain(
+            input: Activations, normed: Activations, q: Activations, k: Activations, v: Activations, attention: Backward.AttentionState,
+            attended: Activations, middle: Activations, normed2: Activations, up: Activations, hidden: Activations
+        ) -> BlockCache {
+            BlockCache(
+                input: input, normed: normed, q: q, k: k, v: v, attention: attention, attended: attended, middle: middle, normed2: normed2,
+                gate: Activations(rows: 0, cols: 0), up: up, hidden: hidden)
+        }
     }
 
     private func linear(_ canonical: String, _ x: Activations) -> Activations {
@@ -253,9 +263,9 @@ package final class TrainingModel {
         guard keep else { return (output, nil) }
         return (
             output,
-            BlockCache(
+            BlockCache.plain(
                 input: x, normed: normed, q: q, k: k, v: v, attention: state, attended: attended, middle: middle, normed2: normed2,
-                gate: Activations(rows: 0, cols: 0), up: up, hidden: hidden))
+                up: up, hidden: hidden))
     }
 
     private func gpt2BlockBackward(_ index: Int, _ dy: Activations, cache: BlockCache, length: Int) -> Activations {
@@ -296,9 +306,9 @@ package final class TrainingModel {
         guard keep else { return (output, nil) }
         return (
             output,
-            BlockCache(
+            BlockCache.plain(
                 input: x, normed: normed, q: q, k: k, v: v, attention: state, attended: attended, middle: middle, normed2: sum,
-                gate: Activations(rows: 0, cols: 0), up: up, hidden: hidden))
+                up: up, hidden: hidden))
     }
 
     private func bertBlockBackward(_ index: Int, _ dy: Activations, cache: BlockCache, length: Int) -> Activations {

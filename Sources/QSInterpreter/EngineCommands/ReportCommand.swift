@@ -22,6 +22,7 @@ enum ReportCommand: Command {
         ],
         flags: [FlagSpec("overwrite", help: "html: replace an existing file that is not a qs report")],
         resultFields: [
+            ("report", "quant or sparsity: which report this is"),
             ("layers", "a record per layer: for quant, worst first, layer, scheme, bits_per_weight, weight_mse, sqnr_db, max_error, output_error; for sparsity, in model order, layer, requested, sparsity, params, pruned"),
             ("total", "the same fields over all the layers listed"),
             ("path", "html: the file written"), ("bytes", "html: its size"), ("sections", "html: the sections it holds"),
@@ -47,7 +48,8 @@ enum ReportCommand: Command {
         guard !rows.isEmpty else {
             throw CommandError.invalidArgument("pattern", "matches no quantized layer of \(loaded.name): quantize some first")
         }
-        let quantized = try matched.filter { try loaded.weights.weight($0.weight).isQuantized }
+        let rowNames = Set(rows.map(\.layer))
+        let quantized = matched.filter { rowNames.contains($0.canonical) }
         if session.workspace.calibration != nil {
             let calibration = try session.calibrationWindows(loaded, invocation: invocation, argument: "what", purpose: "the output error")
             let windows = Array(calibration.windows.prefix(try invocation.integer("samples")))
@@ -101,7 +103,7 @@ enum ReportCommand: Command {
             if let error = r.outputError { fields.append(("output_error", .number(error))) }
             return .record(Record(fields))
         }
-        return .record(Record([("layers", .list(rows.map { record($0.layer, $0.result) })), ("total", record("total", total))]))
+        return .record(Record([("report", .string("quant")), ("layers", .list(rows.map { record($0.layer, $0.result) })), ("total", record("total", total))]))
     }
 
     /// `report html FILE`: the session's page.
@@ -194,7 +196,7 @@ enum ReportCommand: Command {
                 ("pruned", .number(Double(row.zeros))),
             ]))
         }
-        return .record(Record([("layers", .list(rows.map(record))), ("total", record(total))]))
+        return .record(Record([("report", .string("sparsity")), ("layers", .list(rows.map(record))), ("total", record(total))]))
     }
 }
 

@@ -295,7 +295,7 @@ enum HTMLReport {
         guard !rows.isEmpty else { return nil }
         // Output errors measured by `report quant` when no change came after it.
         var measuredAt: String?
-        if let index = history.lastIndex(where: { $0.command == "report" && $0.result.record?["layers"] != nil && $0.source.contains("quant") }),
+        if let index = history.lastIndex(where: { $0.command == "report" && text($0.result.record, "report") == "quant" }),
             !changedAfter(index, in: history), case .list(let layers)? = history[index].result.record?["layers"] {
             var errors: [String: Double] = [:]
             for layer in layers { if let r = layer.record, let name = text(r, "layer"), let e = number(r, "output_error") { errors[name] = e } }
