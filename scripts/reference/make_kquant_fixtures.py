@@ -30,13 +30,10 @@ rows exactly as written into the F32 GGUF.
 
 Run once; tests never run it. Needs: llama-cpp-python (built for this CPU), gguf, numpy. Run with
 any python3: when `import llama_cpp` or `import gguf` fails it uses .build/venv-llama (or
-$QS_LLAMA_VENV), building llama-cpp-python there first if needed, the way shared/peers.md says
-(never GGML_NATIVE: that enables AMX, which faults on these machines), i.e.
-  python3 -m venv .build/venv-llama && .build/venv-llama/bin/pip install cmake ninja numpy
-  PATH=.build/venv-llama/bin:$PATH CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON \
-    -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON \
-    -DGGML_AVX512_BF16=ON -DGGML_AVX_VNNI=ON" .build/venv-llama/bin/pip install llama-cpp-python==0.3.36
-  .build/venv-llama/bin/pip install gguf==0.19.0
+$QS_LLAMA_VENV), building llama-cpp-python there first if needed with scripts/llama-venv (for
+the CPU flags this machine reports, never GGML_NATIVE: that enables AMX, which faults on these
+machines), i.e.
+  scripts/llama-venv && .build/venv-llama/bin/pip install gguf==0.19.0
   .build/venv-llama/bin/python scripts/reference/make_kquant_fixtures.py
 The scratch GGUFs go to .build/kquant/ (not committed).
 """
@@ -50,11 +47,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
-LLAMA_CPP_PYTHON = "0.3.36"
 GGUF_VERSION = "0.19.0"
-CMAKE_ARGS = ("-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON "
-              "-DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON "
-              "-DGGML_AVX_VNNI=ON")
 
 
 def ensure_environment():
@@ -73,13 +66,8 @@ def ensure_environment():
         return os.path.exists(python) and subprocess.run(
             [python, "-c", f"import {module}"], capture_output=True).returncode == 0
 
-    if not works("llama_cpp"):
-        if not os.path.exists(python):
-            subprocess.run([sys.executable, "-m", "venv", venv], check=True)
-        subprocess.run([pip, "install", "-q", "cmake", "ninja", "numpy"], check=True)
-        env = dict(os.environ, CMAKE_ARGS=CMAKE_ARGS,
-                   PATH=os.path.join(venv, "bin") + os.pathsep + os.environ.get("PATH", ""))
-        subprocess.run([pip, "install", f"llama-cpp-python=={LLAMA_CPP_PYTHON}"], check=True, env=env)
+    if not works("llama_cpp") and "QS_LLAMA_VENV" not in os.environ:
+        subprocess.run([os.path.join(ROOT, "scripts", "llama-venv")], check=True, stdout=subprocess.DEVNULL)
     if not works("gguf"):
         subprocess.run([pip, "install", "-q", f"gguf=={GGUF_VERSION}", "numpy"], check=True)
     os.environ["QS_LLAMA_REEXEC"] = "1"

@@ -75,11 +75,13 @@ package enum GGMLQuantize {
         return (low, d != 0 ? 1 / d : 0)
     }
 
-    /// C's `(int8_t)(v)` for the values these quantizers produce: truncation toward zero.
+    /// C's `(int8_t)(v)` for the values these quantizers produce: truncation toward zero (what
+    /// `Int(Float)` does inline, where `rounded(.towardZero)` calls libm's trunc), 0 for what is
+    /// not finite, as x86 gives.
     @inline(__always)
     private static func truncated(_ value: Float) -> Int {
         guard value.isFinite else { return 0 }
-        return Int(Swift.max(-128, Swift.min(127, value.rounded(.towardZero))))
+        return Int(Swift.max(-128, Swift.min(127, value)))
     }
 
     /// d = max|x| / 127, q = round(x / d) half away from zero.
@@ -92,8 +94,9 @@ package enum GGMLQuantize {
         let qs = (y + 2).assumingMemoryBound(to: Int8.self)
         for j in 0 ..< 32 {
             // roundf (half away from zero) without the libm call: |v| + ½ is exact in double.
+            // (A value that is not finite, from an id that overflowed, is 0, as x86 gives.)
             let v = Double(x[j] * id)
-            qs[j] = Int8(truncatingIfNeeded: Int32((v + (v < 0 ? -0.5 : 0.5)).rounded(.towardZero)))
+            qs[j] = v.isFinite ? Int8(truncatingIfNeeded: Int32(v + (v < 0 ? -0.5 : 0.5))) : 0
         }
     }
 
