@@ -51,6 +51,23 @@ import Testing
         #expect(bytes[3] & 0x0F == 4)
     }
 
+    /// Values that are not finite quantize without a trap: a NaN's code is 0 (what llama.cpp's
+    /// `(int8_t)` of NaN gives on x86), the finite values keep their grid; an infinity makes the
+    /// block's scale infinite and every code 0, for every 32-value type.
+    @Test func nonFiniteValuesQuantizeWithoutATrap() {
+        var block = (0 ..< 32).map { Float($0 - 16) / 16 }
+        block[5] = .nan
+        let q8 = GGMLQuantize.quantize(block, as: .q8_0)
+        #expect(Int8(bitPattern: q8[2 + 5]) == 0)
+        #expect(Int8(bitPattern: q8[2 + 0]) == -127 && Int8(bitPattern: q8[2 + 31]) == 119)
+        block[7] = .infinity
+        for type in GGMLQuantize.types {
+            let bytes = GGMLQuantize.quantize(block, as: type)
+            #expect(bytes.count == type.bytesPerBlock, "\(type)")
+        }
+        #expect(GGMLQuantize.quantize(block, as: .q8_0)[2...].allSatisfy { $0 == 0 })
+    }
+
     /// The super-block types against llama.cpp's own quantizer (llama_model_quantize through
     /// llama-cpp-python, no importance matrix: scripts/reference/make_kquant_fixtures.py) on the
     /// weights of a tiny llama with special rows (zeros, outliers, constants, tiny values, wide
