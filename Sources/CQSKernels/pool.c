@@ -2,6 +2,7 @@
 
 #include <immintrin.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -15,7 +16,7 @@
 // One job runs at a time: a call made while another runs (from another thread, or nested from
 // inside a job) runs its items on the calling thread.
 
-enum { QS_POOL_MAX = 64, QS_SPINS = 1 << 15 };
+enum { QS_POOL_MAX = 64, QS_SPINS = 1 << 15, QS_WAIT_SPINS = 1 << 12 };
 
 static struct {
     pthread_mutex_t busy;    // held by the caller of the running job
@@ -104,6 +105,13 @@ void qs_parallel(long total, long chunk, int threads, qs_task_fn fn, void *ctx) 
         pthread_mutex_unlock(&pool.lock);
     }
     run_items();
-    while (atomic_load(&pool.active) > 0) _mm_pause();
+    // Every participant must check in before the next job may reuse the fields. A worker that
+    // is slow to do so has usually been descheduled (more threads than cores: the test suite,
+    // a build beside); after a short spin the caller yields its core so that worker can run,
+    // where spinning on would hold it off for a whole time slice per job.
+    for (int spins = 0; atomic_load(&pool.active) > 0; spins++) {
+        if (spins < QS_WAIT_SPINS) _mm_pause();
+        else sched_yield();
+    }
     pthread_mutex_unlock(&pool.busy);
 }
