@@ -33,12 +33,12 @@ import CQSKernels
             let reference = (0 ..< rows).map { r in (0 ..< columns).reduce(0.0) { $0 + Double(x[$1]) * Double(dequantized[r * columns + $1]) } }
             let scale = (0 ..< rows).map { r in (0 ..< columns).reduce(0.0) { $0 + abs(Double(x[$1]) * Double(dequantized[r * columns + $1])) } }
             for path in BlockKernels.Path.allCases where path.rawValue <= BlockKernels.best.rawValue {
-                BlockKernels.path = path
-                defer { BlockKernels.path = BlockKernels.best }
-                var y = [Float](repeating: .nan, count: rows)
-                try x.withUnsafeBufferPointer { xp in try y.withUnsafeMutableBufferPointer { try BlockKernels.multiply(weight, xp.baseAddress!, into: $0.baseAddress!) } }
-                let worst = (0 ..< rows).map { abs(Double(y[$0]) - reference[$0]) / max(scale[$0], 1e-12) }.max() ?? 0
-                #expect(worst < 1e-5, "\(type.rawValue) \(rows)×\(columns) heads \(heads.map(String.init) ?? "-") on \(path): \(worst)")
+                try BlockKernels.$path.withValue(path) {
+                    var y = [Float](repeating: .nan, count: rows)
+                    try x.withUnsafeBufferPointer { xp in try y.withUnsafeMutableBufferPointer { try BlockKernels.multiply(weight, xp.baseAddress!, into: $0.baseAddress!) } }
+                    let worst = (0 ..< rows).map { abs(Double(y[$0]) - reference[$0]) / max(scale[$0], 1e-12) }.max() ?? 0
+                    #expect(worst < 1e-5, "\(type.rawValue) \(rows)×\(columns) heads \(heads.map(String.init) ?? "-") on \(path): \(worst)")
+                }
             }
         }
     }
@@ -56,27 +56,27 @@ import CQSKernels
             let x = (0 ..< columns).map { _ in Float.random(in: -2 ..< 2, using: &random) }
             let blockMax = (0 ..< columns / 32).map { b in x[b * 32 ..< b * 32 + 32].map { abs(Double($0)) }.max()! }
             for path in BlockKernels.Path.allCases where path.rawValue <= BlockKernels.best.rawValue {
-                BlockKernels.path = path
-                defer { BlockKernels.path = BlockKernels.best }
-                var y = [Float](repeating: .nan, count: rows)
-                try BlockKernels.$activations.withValue(.int8) {
-                    try x.withUnsafeBufferPointer { xp in try y.withUnsafeMutableBufferPointer { try BlockKernels.multiply(weight, xp.baseAddress!, into: $0.baseAddress!) } }
-                }
-                var exactCount = 0
-                for r in 0 ..< rows {
-                    var reference = 0.0, bound = 0.0, scale = 0.0
-                    for c in 0 ..< columns {
-                        let w = Double(dequantized[r * columns + c])
-                        reference += Double(x[c]) * w
-                        bound += abs(w) * blockMax[c / 32] / 254
-                        scale += abs(Double(x[c]) * w)
+                try BlockKernels.$path.withValue(path) {
+                    var y = [Float](repeating: .nan, count: rows)
+                    try BlockKernels.$activations.withValue(.int8) {
+                        try x.withUnsafeBufferPointer { xp in try y.withUnsafeMutableBufferPointer { try BlockKernels.multiply(weight, xp.baseAddress!, into: $0.baseAddress!) } }
                     }
-                    let error = abs(Double(y[r]) - reference)
-                    #expect(error <= bound * 1.001 + 1e-5 * scale, "\(type.rawValue) \(rows)×\(columns) row \(r) on \(path): \(error) > \(bound)")
-                    if error <= 1e-6 * scale { exactCount += 1 }
+                    var exactCount = 0
+                    for r in 0 ..< rows {
+                        var reference = 0.0, bound = 0.0, scale = 0.0
+                        for c in 0 ..< columns {
+                            let w = Double(dequantized[r * columns + c])
+                            reference += Double(x[c]) * w
+                            bound += abs(w) * blockMax[c / 32] / 254
+                            scale += abs(Double(x[c]) * w)
+                        }
+                        let error = abs(Double(y[r]) - reference)
+                        #expect(error <= bound * 1.001 + 1e-5 * scale, "\(type.rawValue) \(rows)×\(columns) row \(r) on \(path): \(error) > \(bound)")
+                        if error <= 1e-6 * scale { exactCount += 1 }
+                    }
+                    // It is not the exact product: most rows differ beyond fp32 rounding.
+                    #expect(exactCount < max(1, rows), "\(type.rawValue) \(rows)×\(columns) on \(path): the int8 path gave the exact products")
                 }
-                // It is not the exact product: most rows differ beyond fp32 rounding.
-                #expect(exactCount < max(1, rows), "\(type.rawValue) \(rows)×\(columns) on \(path): the int8 path gave the exact products")
             }
         }
     }
@@ -100,25 +100,25 @@ import CQSKernels
                 let x = (0 ..< columns).map { _ in Float.random(in: -2 ..< 2, using: &random) }
                 let blockMax = (0 ..< columns / 32).map { b in x[b * 32 ..< b * 32 + 32].map { abs(Double($0)) }.max()! }
                 for path in BlockKernels.Path.allCases where path.rawValue <= BlockKernels.best.rawValue {
-                    BlockKernels.path = path
-                    defer { BlockKernels.path = BlockKernels.best }
-                    for mode in BlockKernels.Activations.allCases {
-                        var y = [Float](repeating: .nan, count: rows)
-                        try BlockKernels.$activations.withValue(mode) {
-                            try x.withUnsafeBufferPointer { xp in try y.withUnsafeMutableBufferPointer { try BlockKernels.multiply(packed: weight, xp.baseAddress!, into: $0.baseAddress!) } }
-                        }
-                        for r in 0 ..< rows {
-                            var reference = 0.0, bound = 0.0, scale = 0.0
-                            for c in 0 ..< columns {
-                                let w = Double(dequantized[r * columns + c])
-                                reference += Double(x[c]) * w
-                                // x's rounding times the code part of w (|s · code| ≤ |w| + |zero term|): bound it by the group's largest |s · code|.
-                                bound += (abs(w) + 0.05 * 2) * blockMax[c / 32] / 254
-                                scale += abs(Double(x[c]) * w)
+                    try BlockKernels.$path.withValue(path) {
+                        for mode in BlockKernels.Activations.allCases {
+                            var y = [Float](repeating: .nan, count: rows)
+                            try BlockKernels.$activations.withValue(mode) {
+                                try x.withUnsafeBufferPointer { xp in try y.withUnsafeMutableBufferPointer { try BlockKernels.multiply(packed: weight, xp.baseAddress!, into: $0.baseAddress!) } }
                             }
-                            let error = abs(Double(y[r]) - reference)
-                            let allowed = mode == .exact ? 2e-5 * (scale + 1) : bound * 1.001 + 2e-5 * (scale + 1)
-                            #expect(error <= allowed, "\(bits) bits \(symmetric ? "sym" : "asym") \(granularity) \(rows)×\(columns) row \(r) \(mode) on \(path): \(error)")
+                            for r in 0 ..< rows {
+                                var reference = 0.0, bound = 0.0, scale = 0.0
+                                for c in 0 ..< columns {
+                                    let w = Double(dequantized[r * columns + c])
+                                    reference += Double(x[c]) * w
+                                    // x's rounding times the code part of w (|s · code| ≤ |w| + |zero term|): bound it by the group's largest |s · code|.
+                                    bound += (abs(w) + 0.05 * 2) * blockMax[c / 32] / 254
+                                    scale += abs(Double(x[c]) * w)
+                                }
+                                let error = abs(Double(y[r]) - reference)
+                                let allowed = mode == .exact ? 2e-5 * (scale + 1) : bound * 1.001 + 2e-5 * (scale + 1)
+                                #expect(error <= allowed, "\(bits) bits \(symmetric ? "sym" : "asym") \(granularity) \(rows)×\(columns) row \(r) \(mode) on \(path): \(error)")
+                            }
                         }
                     }
                 }
@@ -137,23 +137,23 @@ import CQSKernels
         var x = [Float](repeating: 0.5, count: 64)
         x[40] = .nan
         for path in BlockKernels.Path.allCases where path.rawValue <= BlockKernels.best.rawValue {
-            BlockKernels.path = path
-            defer { BlockKernels.path = BlockKernels.best }
-            for weight in [Weight(stored: stored), try Weight(packed: packed)] {
-                var y = [Float](repeating: 0, count: 8)
-                try BlockKernels.$activations.withValue(.int8) {
-                    try x.withUnsafeBufferPointer { xp in
-                        try y.withUnsafeMutableBufferPointer { out in
-                            if BlockKernels.takes(weight) {
-                                try BlockKernels.multiply(weight, xp.baseAddress!, into: out.baseAddress!)
-                            } else {
-                                try BlockKernels.multiply(packed: weight, xp.baseAddress!, into: out.baseAddress!)
+            try BlockKernels.$path.withValue(path) {
+                for weight in [Weight(stored: stored), try Weight(packed: packed)] {
+                    var y = [Float](repeating: 0, count: 8)
+                    try BlockKernels.$activations.withValue(.int8) {
+                        try x.withUnsafeBufferPointer { xp in
+                            try y.withUnsafeMutableBufferPointer { out in
+                                if BlockKernels.takes(weight) {
+                                    try BlockKernels.multiply(weight, xp.baseAddress!, into: out.baseAddress!)
+                                } else {
+                                    try BlockKernels.multiply(packed: weight, xp.baseAddress!, into: out.baseAddress!)
+                                }
                             }
                         }
                     }
+                    let allNaN = y.allSatisfy { $0.isNaN }
+                    #expect(allNaN, "\(path): \(y)")
                 }
-                let allNaN = y.allSatisfy { $0.isNaN }
-                #expect(allNaN, "\(path): \(y)")
             }
         }
     }
@@ -165,18 +165,18 @@ import CQSKernels
             let w = (0 ..< rows * columns).map { _ in Float.random(in: -1 ..< 1, using: &random) }
             let x = (0 ..< columns).map { _ in Float.random(in: -1 ..< 1, using: &random) }
             for path in BlockKernels.Path.allCases where path.rawValue <= BlockKernels.best.rawValue {
-                BlockKernels.path = path
-                defer { BlockKernels.path = BlockKernels.best }
-                var y = [Float](repeating: .nan, count: rows)
-                w.withUnsafeBufferPointer { wp in
-                    x.withUnsafeBufferPointer { xp in
-                        y.withUnsafeMutableBufferPointer { BlockKernels.multiply(floats: wp.baseAddress!, rows: rows, columns: columns, xp.baseAddress!, into: $0.baseAddress!) }
+                BlockKernels.$path.withValue(path) {
+                    var y = [Float](repeating: .nan, count: rows)
+                    w.withUnsafeBufferPointer { wp in
+                        x.withUnsafeBufferPointer { xp in
+                            y.withUnsafeMutableBufferPointer { BlockKernels.multiply(floats: wp.baseAddress!, rows: rows, columns: columns, xp.baseAddress!, into: $0.baseAddress!) }
+                        }
                     }
-                }
-                for r in 0 ..< rows {
-                    let reference = (0 ..< columns).reduce(0.0) { $0 + Double(w[r * columns + $1]) * Double(x[$1]) }
-                    let scale = (0 ..< columns).reduce(0.0) { $0 + abs(Double(w[r * columns + $1]) * Double(x[$1])) }
-                    #expect(abs(Double(y[r]) - reference) <= 1e-6 * scale + 1e-30, "\(rows)×\(columns) row \(r) on \(path)")
+                    for r in 0 ..< rows {
+                        let reference = (0 ..< columns).reduce(0.0) { $0 + Double(w[r * columns + $1]) * Double(x[$1]) }
+                        let scale = (0 ..< columns).reduce(0.0) { $0 + abs(Double(w[r * columns + $1]) * Double(x[$1])) }
+                        #expect(abs(Double(y[r]) - reference) <= 1e-6 * scale + 1e-30, "\(rows)×\(columns) row \(r) on \(path)")
+                    }
                 }
             }
         }
@@ -195,29 +195,29 @@ import CQSKernels
             let v = (0 ..< keys * kvHeads * headDim).map { _ in Float.random(in: -1 ..< 1, using: &random) }
             let mask: [Bool]? = masked ? (0 ..< keys).map { $0 % 3 != 1 } : nil
             for path in BlockKernels.Path.allCases where path.rawValue <= BlockKernels.best.rawValue {
-                BlockKernels.path = path
-                defer { BlockKernels.path = BlockKernels.best }
-                let out = k.withUnsafeBufferPointer { kp in
-                    v.withUnsafeBufferPointer { vp in
-                        Kernels.attention(q: q, k: kp.baseAddress!, v: vp.baseAddress!, keys: keys, heads: heads, kvHeads: kvHeads, headDim: headDim, causal: causal, keyMask: mask)
-                    }
-                }
-                let past = keys - rows, group = heads / kvHeads, scale = 1 / Double(headDim).squareRoot()
-                for r in 0 ..< rows {
-                    for h in 0 ..< heads {
-                        let visible = causal ? past + r + 1 : keys
-                        let kv = h / group
-                        var scores = (0 ..< visible).map { j in
-                            (0 ..< headDim).reduce(0.0) { $0 + Double(q.data[r * heads * headDim + h * headDim + $1]) * Double(k[j * kvHeads * headDim + kv * headDim + $1]) } * scale
+                BlockKernels.$path.withValue(path) {
+                    let out = k.withUnsafeBufferPointer { kp in
+                        v.withUnsafeBufferPointer { vp in
+                            Kernels.attention(q: q, k: kp.baseAddress!, v: vp.baseAddress!, keys: keys, heads: heads, kvHeads: kvHeads, headDim: headDim, causal: causal, keyMask: mask)
                         }
-                        if let mask { for j in 0 ..< visible where !mask[j] { scores[j] = -.infinity } }
-                        let top = scores.max()!
-                        let weights = scores.map { Foundation.exp($0 - top) }
-                        let total = weights.reduce(0, +)
-                        for i in 0 ..< headDim {
-                            let expected = (0 ..< visible).reduce(0.0) { $0 + weights[$1] / total * Double(v[$1 * kvHeads * headDim + kv * headDim + i]) }
-                            let got = Double(out.data[r * heads * headDim + h * headDim + i])
-                            #expect(abs(got - expected) < 2e-5, "rows \(rows) keys \(keys) head \(h) dim \(i) on \(path): \(got) vs \(expected)")
+                    }
+                    let past = keys - rows, group = heads / kvHeads, scale = 1 / Double(headDim).squareRoot()
+                    for r in 0 ..< rows {
+                        for h in 0 ..< heads {
+                            let visible = causal ? past + r + 1 : keys
+                            let kv = h / group
+                            var scores = (0 ..< visible).map { j in
+                                (0 ..< headDim).reduce(0.0) { $0 + Double(q.data[r * heads * headDim + h * headDim + $1]) * Double(k[j * kvHeads * headDim + kv * headDim + $1]) } * scale
+                            }
+                            if let mask { for j in 0 ..< visible where !mask[j] { scores[j] = -.infinity } }
+                            let top = scores.max()!
+                            let weights = scores.map { Foundation.exp($0 - top) }
+                            let total = weights.reduce(0, +)
+                            for i in 0 ..< headDim {
+                                let expected = (0 ..< visible).reduce(0.0) { $0 + weights[$1] / total * Double(v[$1 * kvHeads * headDim + kv * headDim + i]) }
+                                let got = Double(out.data[r * heads * headDim + h * headDim + i])
+                                #expect(abs(got - expected) < 2e-5, "rows \(rows) keys \(keys) head \(h) dim \(i) on \(path): \(got) vs \(expected)")
+                            }
                         }
                     }
                 }

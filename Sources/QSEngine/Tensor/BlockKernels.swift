@@ -21,8 +21,10 @@ package enum BlockKernels {
     /// The widest path this CPU runs.
     package static let best = Path(rawValue: Int(qs_kernels_best_isa())) ?? .portable
 
-    /// The path in use (the best unless forced; never wider than the CPU runs).
-    nonisolated(unsafe) package static var path: Path = best
+    /// The path in use: the best unless a task forces one (the tests run every path). Task-local,
+    /// so a test forcing a path does not change the path of the tests running beside it, as a
+    /// global did. Never wider than the CPU runs.
+    @TaskLocal package static var path: Path = best
 
     /// What the block kernels multiply the weights with.
     package enum Activations: String, Sendable, CaseIterable {
