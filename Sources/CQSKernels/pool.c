@@ -57,7 +57,8 @@ static void *worker_main(void *arg) {
         unsigned current;
         // A worker the last job did not ask for (the pool grew for a job of more threads than
         // the ones now running) sleeps at once instead of spinning beside those that work: on
-        // two cores, six idle spinners after every job made a decode test 20 times slower.
+        // two cores, after one job of 8 threads, SmolLM2 Q4_0 decoded on 2 threads at 13-18
+        // tok/s with six idle workers spinning after every job, 63 tok/s with them asleep.
         int spins = took_part ? 0 : QS_SPINS;
         while ((current = atomic_load(&pool.generation)) == seen) {
             if (++spins < QS_SPINS) {
