@@ -125,7 +125,8 @@ package enum BlockKernels {
     /// The C view of a packed weight, for `body`; nil where the kernels do not take it.
     private static func packedMatrix<R>(_ p: PackedWeight, weight: Weight, _ body: (inout qs_packed_matrix) throws -> R) rethrows -> R? {
         guard weight.layout == .outIn, weight.mask == nil, weight.scaling == nil, p.bits == 4 || p.bits == 8, p.columns % 32 == 0 else { return nil }
-        return try p.withMatrix { m in m.group % 32 == 0 ? .some(try body(&m)) : nil } ?? nil
+        if case .group(let size) = p.granularity, size % 32 != 0 { return nil }
+        return try p.withMatrix(body)
     }
 
     /// y = W x for a packed weight that `takesPacked` accepts (x `inFeatures`, y `outFeatures` values).
